@@ -1,0 +1,41 @@
+"""One module per capability; this table is the only place intents meet handlers.
+
+Each handler is a pure function ``(intent, event, device, clock) -> IntentResponse``
+(see ``..turn``): no I/O, so each is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ..turn import Capability
+from ..understanding import FALLBACK
+from . import fallback, greeting, volume
+from . import help as help_capability
+from . import time as time_capability
+
+CAPABILITIES: Mapping[str, Capability] = MappingProxyType(
+    {
+        "GetTime": time_capability.get_time,
+        "GetDate": time_capability.get_date,
+        "Greeting": greeting.greet,
+        "Help": help_capability.help_,
+        "VolumeUp": volume.volume_up,
+        "VolumeDown": volume.volume_down,
+        "VolumeSet": volume.volume_set,
+        "Mute": volume.mute,
+        "Unmute": volume.unmute,
+        FALLBACK: fallback.fallback,
+    }
+)
+
+# Answers that never change: worth synthesising at start-up so they are cache hits.
+FIXED_PHRASES: tuple[str, ...] = (
+    *greeting.PHRASES,
+    *help_capability.PHRASES,
+    *fallback.PHRASES,
+    *volume.PHRASES,
+)
+
+__all__ = ["CAPABILITIES", "FIXED_PHRASES"]

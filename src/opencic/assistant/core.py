@@ -1,0 +1,162 @@
+"""The assistant: one event in, one :class:`Reply` out. No HTTP here.
+
+Routing is by the event's ``Namespace.Name`` in a single table (``Assistant._routes``);
+an event nobody handles gets an empty reply, which the server answers with 204
+(B-EV-03). A text request goes: understand (hassil templates) -> capability (pure
+function) -> render (TTS to MP3, directives stamped with the event's dialogRequestId).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from ..protocol.errors import BadRequest
+from ..protocol.messages import Event
+from .capabilities import CAPABILITIES, FIXED_PHRASES
+from .reply import Reply, render_text, speak, with_dialog_request_id
+from .turn import Capability, Clock, DeviceContext, IntentResponse, system_clock
+from .understanding import FALLBACK, IntentRecognizer, IntentResult
+
+__all__ = ["Assistant", "DeviceContext", "SpeechOutput"]
+
+_LOGGER = logging.getLogger(__name__)
+
+TTS_LANG = "en"  # the only voice we ship speaks English
+MAX_SPEAK_TEXT = 1000  # characters; SpeechSynthesizer.Request text beyond this is refused
+SOMETHING_WENT_WRONG = "Sorry, something went wrong. Please try again."
+ENGLISH_ONLY = "Sorry, I can only speak English."
+
+EventHandler = Callable[[Event, DeviceContext], Awaitable[Reply]]
+
+
+class SpeechOutput(Protocol):
+    """What the assistant needs from speech/: MP3 bytes for a text, without blocking."""
+
+    async def speak_mp3(self, text: str) -> bytes: ...
+
+
+class Assistant:
+    def __init__(
+        self,
+        synthesizer: SpeechOutput,
+        *,
+        clock: Clock = system_clock,
+        intents: IntentRecognizer | None = None,
+        capabilities: Mapping[str, Capability] | None = None,
+    ) -> None:
+        self.synthesizer = synthesizer
+        self.clock = clock
+        self.intents = intents if intents is not None else IntentRecognizer()
+        self.capabilities: Mapping[str, Capability] = (
+            capabilities if capabilities is not None else CAPABILITIES
+        )
+        self._routes: dict[str, EventHandler] = {
+            "TextRecognizer.Recognize": self._on_text_recognize,
+            "SpeechSynthesizer.Request": self._on_speech_request,
+        }
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def handled_events(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
+    async def handle(self, event: Event, device: DeviceContext) -> Reply:
+        handler = self._routes.get(event.qualified_name)
+        if handler is None:
+            return Reply()
+        return await handler(event, device)
+
+    def understand(self, text: str) -> IntentResult:
+        return self.intents.recognize(text)
+
+    def respond(self, intent: IntentResult, event: Event, device: DeviceContext) -> IntentResponse:
+        """Run the capability for ``intent``; a failing capability answers with an apology.
+
+        A bug in one capability should not leave the user in silence (a 500 plays
+        nothing), so it is logged with its trace and turned into a spoken apology.
+        """
+        capability = self.capabilities.get(intent.name) or self.capabilities[FALLBACK]
+        try:
+            return capability(intent, event, device, self.clock)
+        except Exception:
+            _LOGGER.exception(
+                "capability failed",
+                extra={
+                    "intent": intent.name,
+                    "device": device.device_id,
+                    "dialogRequestId": event.header.dialog_request_id,
+                },
+            )
+            return IntentResponse.say(SOMETHING_WENT_WRONG)
+
+    async def render(self, response: IntentResponse, dialog_request_id: str | None) -> Reply:
+        """Speak (+ MP3 attachment), then RenderText, then the other directives.
+
+        The order of the CIC response example; every directive carries exactly
+        ``dialog_request_id`` (B-DI-07).
+        """
+        reply = Reply()
+        if response.speech:
+            mp3 = await self.synthesizer.speak_mp3(response.speech)
+            directive, attachment = speak(
+                mp3, dialog_request_id=dialog_request_id, tts_lang=TTS_LANG
+            )
+            reply.add(directive, attachment)
+        if response.display:
+            reply.add(render_text(response.display, dialog_request_id=dialog_request_id))
+        for directive in response.directives:
+            reply.add(with_dialog_request_id(directive, dialog_request_id))
+        return reply
+
+    def fixed_phrases(self) -> tuple[str, ...]:
+        """Answers that never change, to pre-render at start-up."""
+        return (*FIXED_PHRASES, SOMETHING_WENT_WRONG, ENGLISH_ONLY)
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _on_text_recognize(self, event: Event, device: DeviceContext) -> Reply:
+        text = _text(event.payload)
+        intent = self.understand(text)
+        _LOGGER.debug(
+            "understood",
+            extra={
+                "intent": intent.name,
+                "slots": dict(intent.slots),
+                "device": device.device_id,
+                "dialogRequestId": event.header.dialog_request_id,
+            },
+        )
+        response = self.respond(intent, event, device)
+        return await self.render(response, event.header.dialog_request_id)
+
+    async def _on_speech_request(self, event: Event, device: DeviceContext) -> Reply:
+        """SpeechSynthesizer.Request: speak the given text; the answer is one Speak.
+
+        The event normally has no dialogRequestId (interfaces.yaml: not_set); if the
+        client put one there it is echoed. Only English can be spoken, so a request in
+        another language gets a short English apology rather than English phonemes read
+        over foreign text. Empty text answers nothing (204).
+        """
+        text = " ".join(_text(event.payload).split())
+        if not text:
+            return Reply()
+        if len(text) > MAX_SPEAK_TEXT:
+            raise BadRequest(f"payload.text is longer than {MAX_SPEAK_TEXT} characters")
+        lang = event.payload.get("lang")
+        if isinstance(lang, str) and lang and lang.lower() != TTS_LANG:
+            text = ENGLISH_ONLY
+        reply = Reply()
+        mp3 = await self.synthesizer.speak_mp3(text)
+        directive, attachment = speak(
+            mp3, dialog_request_id=event.header.dialog_request_id, tts_lang=TTS_LANG
+        )
+        reply.add(directive, attachment)
+        return reply
+
+
+def _text(payload: dict[str, Any]) -> str:
+    text = payload.get("text")
+    return text if isinstance(text, str) else ""

@@ -1,0 +1,67 @@
+"""The types a capability sees and returns: one dialogue turn, without any I/O.
+
+A capability is a plain function ``(intent, event, device, clock) -> IntentResponse``.
+It reads what it needs from the event's context objects and says what to answer; the
+assistant core turns that into directives (and TTS audio). Kept apart from ``core`` so
+capabilities never import the machinery that calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..protocol.messages import Directive, Event
+    from .understanding import IntentResult
+
+# Returns the current time, timezone-aware; its zone is the server's local zone.
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceContext:
+    """Who is asking: what the server knows about the device beyond the event itself."""
+
+    device_id: str
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResponse:
+    """What to answer: words to speak, text to show, and any other directives.
+
+    ``speech`` becomes SpeechSynthesizer.Speak (with an MP3 attachment), ``display``
+    Clova.RenderText; either may be None. ``directives`` follow them in order and carry
+    no dialogRequestId yet: the core stamps the event's (B-DI-07).
+    """
+
+    speech: str | None = None
+    display: str | None = None
+    directives: tuple[Directive, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def say(cls, speech: str, display: str | None = None) -> IntentResponse:
+        """Speak ``speech`` and show ``display`` (the same words unless given)."""
+        return cls(speech, display if display is not None else speech)
+
+    @classmethod
+    def act(cls, *directives: Directive) -> IntentResponse:
+        """Only directives: no Speak, no RenderText (e.g. volume changes, B-SR-11)."""
+        return cls(None, None, tuple(directives))
+
+    @property
+    def is_empty(self) -> bool:
+        return self.speech is None and self.display is None and not self.directives
+
+
+class Capability(Protocol):
+    def __call__(
+        self, intent: IntentResult, event: Event, device: DeviceContext, clock: Clock
+    ) -> IntentResponse: ...

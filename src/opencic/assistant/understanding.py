@@ -1,0 +1,131 @@
+"""Text to intent, driven by sentence templates as data (hassil).
+
+The templates live in ``sentences/<lang>.yaml``; adding a phrasing is a data change, not
+code. Matching is a pure function of the text, so one :class:`IntentRecognizer` is
+shared by every request and thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from hassil import Intents, recognize_best
+
+FALLBACK = "Fallback"
+
+# Every intent our templates may produce; capabilities/__init__.py maps each to a handler.
+INTENT_NAMES = (
+    "GetTime",
+    "GetDate",
+    "Greeting",
+    "Help",
+    "VolumeUp",
+    "VolumeDown",
+    "VolumeSet",
+    "Mute",
+    "Unmute",
+)
+
+# Longer inputs are not commands we could understand; matching them would only cost time.
+MAX_TEXT_LENGTH = 300
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResult:
+    """What the user asked for: an intent name and its slot values."""
+
+    name: str
+    slots: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    text: str = ""
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.name == FALLBACK
+
+    def slot(self, name: str, default: Any = None) -> Any:
+        return self.slots.get(name, default)
+
+
+def _home_assistant_skip_words(language: str) -> list[str]:
+    """Generic filler words ("please", "can you") from home-assistant-intents, if installed."""
+    try:
+        import home_assistant_intents
+    except ImportError:  # optional: our own templates work without it
+        return []
+    data = home_assistant_intents.get_intents(language) or {}
+    words = data.get("skip_words") or []
+    return [w for w in words if isinstance(w, str)]
+
+
+def load_intents(
+    language: str = "en",
+    *,
+    extra_files: Iterable[str | Path] = (),
+    home_assistant_skip_words: bool = True,
+) -> Intents:
+    """Our templates for ``language`` merged with ``extra_files`` (later files win)."""
+    source = resources.files("opencic.assistant").joinpath("sentences", f"{language}.yaml")
+    with resources.as_file(source) as own_file:
+        intents = Intents.from_files([own_file, *extra_files])
+    if home_assistant_skip_words:
+        known = set(intents.skip_words)
+        intents.skip_words.extend(w for w in _home_assistant_skip_words(language) if w not in known)
+    return intents
+
+
+class IntentRecognizer:
+    """Matches utterances against precompiled sentence templates."""
+
+    def __init__(self, intents: Intents | None = None, *, language: str = "en") -> None:
+        self.intents = intents if intents is not None else load_intents(language)
+        self.language = self.intents.language
+        self._precompile()
+
+    @classmethod
+    def from_files(cls, *paths: str | Path, language: str = "en") -> IntentRecognizer:
+        """Built-in templates plus site-specific ones (same hassil format)."""
+        return cls(load_intents(language, extra_files=paths))
+
+    @property
+    def intent_names(self) -> frozenset[str]:
+        return frozenset(self.intents.intents)
+
+    def recognize(self, text: str) -> IntentResult:
+        """The best-matching intent, or ``Fallback`` when nothing matches."""
+        cleaned = " ".join(text.split())
+        if not cleaned or len(cleaned) > MAX_TEXT_LENGTH:
+            return IntentResult(FALLBACK, text=text)
+        result = recognize_best(cleaned, self.intents, language=self.language)
+        if result is None:
+            return IntentResult(FALLBACK, text=text)
+        slots = {name: _plain(entity.value) for name, entity in result.entities.items()}
+        return IntentResult(result.intent.name, MappingProxyType(slots), text)
+
+    def _precompile(self) -> None:
+        # hassil parses templates and computes its literal-text prefilter lazily, on the
+        # first utterance that reaches them. Doing it here moves that cost to start-up,
+        # off the first requests.
+        for intent in self.intents.intents.values():
+            for data in intent.data:
+                rules = {**self.intents.expansion_rules, **data.expansion_rules}
+                for sentence in data.sentences:
+                    sentence.get_required_clauses(rules)
+        # Slot lists (text tries, number words) also build their indexes on first use.
+        for text in _WARM_UP:
+            self.recognize(text)
+
+
+def _plain(value: Any) -> Any:
+    # Digits come back as floats and number words as ints ("5" -> 5.0, "five" -> 5);
+    # one type for whole numbers keeps capabilities and logs simple.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_WARM_UP = ("what time is it", "good morning", "set the volume to five", "volume up by 20%")
