@@ -1,0 +1,312 @@
+"""The CIC endpoint as a plain ASGI application (runs on granian or Hypercorn).
+
+Routes (B-CN-07): ``GET /v1/directives`` (downchannel), ``POST /v1/events``,
+``GET /ping``. Every non-2xx answer is a multipart body holding one
+``System.Exception`` whose code equals the HTTP status (B-ST-01, ambiguity #9); that
+conversion happens in exactly one place, :meth:`CICApp._http`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from ..assistant.core import DeviceContext
+from ..protocol.errors import (
+    BadRequest,
+    CICError,
+    InternalError,
+    NotFound,
+    OutboundSchemaError,
+    PreconditionFailed,
+    TooManyRequests,
+    Unauthorized,
+)
+from ..protocol.event_stream import AudioChunk, AudioEnded, EventReceived, EventRequestParser
+from ..protocol.ids import new_id
+from ..protocol.messages import Directive, Event
+from ..protocol.multipart import MultipartLimits
+from ..protocol.user_agent import parse_user_agent
+from .downchannels import Downchannel, encode_parts, frame
+from .responses import send_empty, send_error, send_multipart, start_multipart_stream
+from .services import Services
+
+log = logging.getLogger("opencic.server")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# How much of a request body we read and discard before answering early (Hypercorn
+# kills the whole connection when DATA arrives for a stream it already answered).
+DRAIN_LIMIT_BYTES = 8 * 1024 * 1024
+DRAIN_TIMEOUT_SECONDS = 5.0
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def connection_key(scope: Scope) -> tuple[str, int | str]:
+    """One HTTP/2 connection = one (peer address, peer port) on granian and Hypercorn."""
+    client = scope.get("client") or ("?", 0)
+    return (str(client[0]), client[1])
+
+
+class CICApp:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.limits = MultipartLimits()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # ------------------------------------------------------------------ lifespan
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.services.start()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                # Long-lived start-up objects leave the GC's generations: pushes to
+                # thousands of downchannels no longer pay for scanning them.
+                gc.collect()
+                gc.freeze()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.services.registry.close_all()
+                await self.services.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        state: dict[str, Any] = {"status": None, "device": None, "dialog": None}
+        try:
+            if path == "/ping":
+                # B-KA-03: 204; Authorization is sent by clients (B-CN-03) but a ping
+                # must work even while a token is being refreshed.
+                state["status"] = 204
+                await send_empty(send, 204)
+            elif path == "/v1/directives":
+                self._require_http2(scope)
+                if method != "GET":
+                    raise BadRequest(f"{method} is not allowed on /v1/directives; use GET")
+                await self._downchannel(scope, receive, send, state)
+            elif path == "/v1/events":
+                self._require_http2(scope)
+                if method != "POST":
+                    raise BadRequest(f"{method} is not allowed on /v1/events; use POST")
+                await self._events(scope, receive, send, state)
+            else:
+                raise NotFound(f"no such endpoint: {path}")
+        except CICError as exc:
+            await self._fail(scope, receive, send, exc, state, drain=not state.get("drained"))
+        except OutboundSchemaError as exc:
+            trace = new_id()
+            log.error("outbound directive failed its schema", extra={"trace": trace, "error": str(exc)})
+            await self._fail(scope, receive, send, InternalError(f"internal error (trace {trace})"), state)
+        except Exception:  # noqa: BLE001 - B-EV-04: any bug becomes a 500, the server keeps serving
+            trace = new_id()
+            log.exception(
+                "internal error", extra={"trace": trace, "path": path, "device": state["device"]}
+            )
+            await self._fail(scope, receive, send, InternalError(f"internal error (trace {trace})"), state)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": state["status"],
+                    "device": state["device"],
+                    "dialogRequestId": state["dialog"],
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+    async def _fail(
+        self, scope: Scope, receive: Receive, send: Send, exc: CICError, state: dict[str, Any],
+        drain: bool = True,
+    ) -> None:
+        if state.get("response_started"):
+            # Too late for a status: the stream is simply ended; the log has the cause.
+            return
+        if drain and scope.get("method") not in ("GET", "HEAD"):
+            await _drain(receive)
+        state["status"] = exc.status
+        await send_error(send, exc.status, exc.description)
+
+    @staticmethod
+    def _require_http2(scope: Scope) -> None:
+        if not str(scope.get("http_version", "2")).startswith("2"):
+            raise BadRequest("CIC requires HTTP/2 (B-CN-01)")
+
+    def _authenticate(self, scope: Scope) -> str:
+        """B-CN-04: missing, unknown or expired bearer token -> 401."""
+        value = _header(scope, b"authorization")
+        if value is None:
+            raise Unauthorized("missing Authorization header (expected 'Bearer <token>')")
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'")
+        grant = self.services.tokens.lookup(token.strip())
+        if grant is None:
+            raise Unauthorized("access token is unknown, revoked or expired")
+        return grant.device_id
+
+    def _note_user_agent(self, scope: Scope, device_id: str) -> None:
+        # B-UA-05: a non-conforming User-Agent is logged, not refused.
+        value = _header(scope, b"user-agent")
+        if parse_user_agent(value) is None:
+            log.info("non-conforming User-Agent", extra={"device": device_id, "user_agent": value})
+
+    # ------------------------------------------------------------------ downchannel
+
+    async def _downchannel(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
+        device_id = self._authenticate(scope)
+        state["device"] = device_id
+        if not self.services.rate_limiter.allow(device_id):
+            raise TooManyRequests(
+                "too many downchannel requests; keep one downchannel open per device (B-DC-05)"
+            )
+        self._note_user_agent(scope, device_id)
+        registry = self.services.registry
+        channel = registry.open(device_id, connection_key(scope))
+        state["status"] = 200
+        state["response_started"] = True
+        try:
+            await start_multipart_stream(send, channel.writer.content_type)
+            hello = Directive.create("Clova", "Hello")  # B-DC-02: Hello first, no dialogRequestId
+            await send({"type": "http.response.body", "body": frame(channel.writer, encode_parts([hello])), "more_body": True})
+            await self._pump_downchannel(channel, receive, send)
+        finally:
+            registry.release(channel)
+
+    async def _pump_downchannel(self, channel: Downchannel, receive: Receive, send: Send) -> None:
+        disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            while True:
+                getter = asyncio.ensure_future(channel.queue.get())
+                done, _ = await asyncio.wait({getter, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    return  # the device went away
+                data = getter.result()
+                if not data:  # replaced by a newer downchannel (B-DC-04): end cleanly
+                    await send({"type": "http.response.body", "body": channel.writer.close(), "more_body": False})
+                    return
+                # Coalesce whatever else is already queued into one DATA write.
+                chunks = [data]
+                while not channel.queue.empty():
+                    more = channel.queue.get_nowait()
+                    if not more:
+                        channel.queue.put_nowait(more)
+                        break
+                    chunks.append(more)
+                await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+        finally:
+            disconnected.cancel()
+
+    # ------------------------------------------------------------------ events
+
+    async def _events(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
+        device_id = self._authenticate(scope)
+        state["device"] = device_id
+        strict = self.settings.connection_check == "strict"
+        if not self.services.registry.accepts_event(device_id, connection_key(scope), strict=strict):
+            raise PreconditionFailed(
+                "no open downchannel on this connection: open GET /v1/directives first and "
+                "send events on the same HTTP/2 connection (B-EV-02)"
+            )
+        parser = EventRequestParser(
+            _header(scope, b"content-type"), self.limits, max_json_bytes=self.settings.max_json_bytes
+        )
+        event: Event | None = None
+        audio_bytes = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                state["drained"] = True
+                raise BadRequest("request ended before the multipart body was complete")
+            more = bool(message.get("more_body"))
+            # Before parsing: a parse error must not make _fail wait for body that
+            # will never come.
+            state["drained"] = not more
+            items = parser.feed(message.get("body", b""))
+            if not more:
+                items += parser.close()
+            for item in items:
+                if isinstance(item, EventReceived):
+                    event = item.event
+                    state["dialog"] = event.header.dialog_request_id
+                elif isinstance(item, AudioChunk):
+                    audio_bytes += len(item.data)
+                elif isinstance(item, AudioEnded):
+                    pass
+        if event is None:
+            raise BadRequest("the multipart body holds no event message")
+        if event.violations:
+            log.info(
+                "inbound event departs from its schema",
+                extra={
+                    "device": device_id,
+                    "event": event.qualified_name,
+                    "violations": [str(v) for v in event.violations[:20]],
+                },
+            )
+        reply = await self.services.assistant.handle(event, DeviceContext(device_id, _header(scope, b"user-agent")))
+        if not reply.directives:
+            state["status"] = 204
+            await send_empty(send, 204)  # B-EV-03
+            return
+        state["status"] = 200
+        await send_multipart(send, 200, reply.directives, reply.attachments)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop what is left of a request body, bounded in bytes and time."""
+    total = 0
+
+    async def run() -> None:
+        nonlocal total
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            total += len(message.get("body", b""))
+            if not message.get("more_body") or total > DRAIN_LIMIT_BYTES:
+                return
+
+    try:
+        await asyncio.wait_for(run(), DRAIN_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        pass

@@ -1,0 +1,84 @@
+"""Start the ASGI app on granian (default) or Hypercorn with CIC-safe settings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from ..config import Settings
+from .tls import ensure_self_signed
+
+APP_FACTORY = "opencic.server.asgi:create_app"
+
+
+def prepare(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.h2c and ensure_self_signed(settings.cert_path, settings.key_path):
+        print(f"opencic: generated a self-signed certificate at {settings.cert_path}", file=sys.stderr)
+    # Workers are separate processes: the settings travel as OPENCIC_* variables.
+    os.environ.update(settings.to_env())
+
+
+def serve(settings: Settings) -> None:
+    prepare(settings)
+    if settings.server == "hypercorn":
+        _serve_hypercorn(settings)
+    else:
+        _serve_granian(settings)
+
+
+def _serve_granian(settings: Settings) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
+    from granian.http import HTTP2Settings
+
+    tls: dict[str, object] = {}
+    if not settings.h2c:
+        # granian defaults to TLS 1.3 minimum; CIC devices in the field may only speak 1.2.
+        tls = {
+            "ssl_cert": settings.cert_path,
+            "ssl_key": settings.key_path,
+            "ssl_protocol_min": SSLProtocols.tls12,
+        }
+    Granian(
+        APP_FACTORY,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http2,
+        websockets=False,
+        workers=settings.workers,
+        # Idle downchannels count as requests in flight (design.md pitfalls).
+        backpressure=settings.backpressure,
+        http2_settings=HTTP2Settings(
+            max_concurrent_streams=settings.max_concurrent_streams,
+            # Detect dead devices so their downchannel slot is freed.
+            keep_alive_interval=120_000,
+            keep_alive_timeout=20,
+        ),
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        **tls,  # type: ignore[arg-type]
+    ).serve()
+
+
+def _serve_hypercorn(settings: Settings) -> None:
+    try:
+        from hypercorn.asyncio import serve as hypercorn_serve
+        from hypercorn.config import Config
+    except ImportError:
+        raise SystemExit("opencic: Hypercorn is not installed: pip install 'opencic[hypercorn]'") from None
+    from .asgi import create_app
+
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    # Hypercorn's default closes a connection after 1000 requests; a device's lives for days.
+    config.keep_alive_max_requests = 2**62
+    config.keep_alive_timeout = 24 * 3600
+    config.h2_max_concurrent_streams = settings.max_concurrent_streams
+    config.alpn_protocols = ["h2"]
+    if not settings.h2c:
+        config.certfile = str(settings.cert_path)
+        config.keyfile = str(settings.key_path)
+    asyncio.run(hypercorn_serve(create_app(), config))  # type: ignore[arg-type]

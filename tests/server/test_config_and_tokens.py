@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opencic.config import ConfigError, load_settings
+from opencic.protocol.user_agent import parse_user_agent
+from opencic.state.sqlite import Database
+from opencic.state.tokens import TokenStore
+
+
+def test_settings_precedence_toml_env_cli(tmp_path: Path) -> None:
+    (tmp_path / "opencic.toml").write_text('port = 9000\nhost = "0.0.0.0"\nh2c = true\n')
+    s = load_settings(env={"OPENCIC_PORT": "9100"}, overrides={"data_dir": tmp_path})
+    assert (s.port, s.host, s.h2c) == (9100, "0.0.0.0", True)
+    s = load_settings(env={"OPENCIC_PORT": "9100"}, overrides={"data_dir": tmp_path, "port": 9200})
+    assert s.port == 9200
+    assert load_settings(env=s.to_env()) == s  # settings survive the trip to workers
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"OPENCIC_PORT": "eighty"}, "'port'"),
+        ({"OPENCIC_PORT": "70000"}, "not a TCP port"),
+        ({"OPENCIC_COLOUR": "red"}, "unknown setting 'colour'"),
+        ({"OPENCIC_H2C": "maybe"}, "'h2c'"),
+        ({"OPENCIC_CONNECTION_CHECK": "loose"}, "connection_check"),
+    ],
+)
+def test_bad_settings_are_reported_by_name(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env={**env, "OPENCIC_DATA_DIR": str(tmp_path)})
+
+
+def test_invalid_toml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "opencic.toml").write_text("port = = 1")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_settings(env={}, overrides={"data_dir": tmp_path})
+
+
+def test_token_store_lifecycle(tmp_path: Path) -> None:
+    db = Database.in_data_dir(tmp_path)
+    store = TokenStore(db)
+    token = store.create("dev-1", 100, now=1000.0)
+    grant = store.lookup(token, now=1050.0)
+    assert grant is not None and grant.device_id == "dev-1"
+    assert store.lookup(token, now=1100.0) is None  # expired
+    assert store.lookup("nope") is None and store.lookup("") is None
+    assert store.revoke(token) and store.lookup(token, now=1050.0) is None
+    raw = db.connection.execute("SELECT token_hash FROM tokens").fetchone()[0]
+    assert token not in raw  # only a hash is stored
+    db.close()
+    # Reopening keeps the data and does not re-run migrations.
+    db = Database.in_data_dir(tmp_path)
+    assert db.connection.execute("SELECT count(*) FROM tokens").fetchone()[0] == 1
+    db.close()
+
+
+def test_user_agent_parsing_b_ua_02() -> None:
+    ua = parse_user_agent("MyOrganizationName/MyAppName/2.1.2-release (Android 7.0;SettopBox;target=KR;other=sample)")
+    assert ua is not None
+    assert (ua.manufacturer, ua.product, ua.firmware_version) == ("MyOrganizationName", "MyAppName", "2.1.2-release")
+    assert ua.properties == {"target": "KR", "other": "sample"}
+    assert parse_user_agent("curl/7.88.1") is None
+    assert parse_user_agent(None) is None
