@@ -65,6 +65,11 @@ class CICApp:
         self.services = services
         self.settings = services.settings
         self.limits = MultipartLimits()
+        # Hypercorn kills the whole connection (downchannel included) when DATA arrives
+        # for a stream it already answered, so there we read the rest of the body before
+        # an early answer. granian resets just that stream, so it can answer at once,
+        # while the device is still streaming (full duplex).
+        self.drain_before_early_answer = services.settings.server == "hypercorn"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -152,7 +157,7 @@ class CICApp:
         if state.get("response_started"):
             # Too late for a status: the stream is simply ended; the log has the cause.
             return
-        if drain and scope.get("method") not in ("GET", "HEAD"):
+        if drain and self.drain_before_early_answer and scope.get("method") not in ("GET", "HEAD"):
             await _drain(receive)
         state["status"] = exc.status
         await send_error(send, exc.status, exc.description)
