@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ENV_PREFIX = "OPENCIC_"
+DEFAULT_DATA_DIR = Path("./data")
 
 
 class ConfigError(ValueError):
@@ -26,7 +28,7 @@ class ConfigError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8443
-    data_dir: Path = Path("./data")
+    data_dir: Path = DEFAULT_DATA_DIR
     # Cleartext HTTP/2 with prior knowledge instead of TLS (B-CN-01 wants https; h2c is
     # for local development, tests and TLS-terminating proxies).
     h2c: bool = False
@@ -113,7 +115,7 @@ def load_settings(
 
     env_values = {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
     cli_values = {k: v for k, v in (overrides or {}).items() if v is not None}
-    data_dir = Path(cli_values.get("data_dir") or env_values.get("data_dir") or Settings.data_dir)
+    data_dir = Path(cli_values.get("data_dir") or env_values.get("data_dir") or DEFAULT_DATA_DIR)
     path = config_file or (data_dir / "opencic.toml")
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist")

@@ -6,11 +6,11 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import miniaudio
 import pytest
-
 from support.cic import (
     BOUNDARY,
     CONTENT_TYPE,
@@ -23,6 +23,7 @@ from support.cic import (
     read_parts,
 )
 from support.rawh2 import RawH2
+
 
 def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)  # type: ignore[arg-type]

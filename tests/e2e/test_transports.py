@@ -9,13 +9,21 @@ import asyncio
 import json
 import ssl
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import ServerHandle, start_server, stop_server
-from support.cic import CONTENT_TYPE, auth_headers, event_body, event_json, exception_of, part, read_parts
+from support.cic import (
+    CONTENT_TYPE,
+    auth_headers,
+    event_body,
+    event_json,
+    exception_of,
+    part,
+    read_parts,
+)
 from support.rawh2 import RawH2
 
 
@@ -79,7 +87,7 @@ def test_tls_1_2_clients_are_accepted(tls_server: ServerHandle) -> None:
         ctx = ssl.create_default_context(cafile=tls_server.cafile)
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols(["h2"])
-        reader, writer = await asyncio.open_connection(tls_server.host, tls_server.port, ssl=ctx, server_hostname="127.0.0.1")
+        _, writer = await asyncio.open_connection(tls_server.host, tls_server.port, ssl=ctx, server_hostname="127.0.0.1")
         obj = writer.get_extra_info("ssl_object")
         assert obj.version() == "TLSv1.2" and obj.selected_alpn_protocol() == "h2"
         writer.close()

@@ -8,6 +8,7 @@ connection shared with a downchannel, and to look at PING and stream resets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 
@@ -183,14 +184,11 @@ class RawH2:
         await asyncio.wait_for(fut, timeout)
 
     async def close(self) -> None:
-        try:
+        # Closing a connection that may already be dead: errors mean "already closed".
+        with contextlib.suppress(Exception):
             self.conn.close_connection()
             await self._flush()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
         self.writer.close()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass

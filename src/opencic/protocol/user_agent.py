@@ -36,4 +36,5 @@ def parse_user_agent(value: str | None) -> UserAgent | None:
     for item in filter(None, (p.strip() for p in match.group(6).split(";"))):
         key, _, val = item.partition("=")
         props[key] = unquote(val)
-    return UserAgent(*(match.group(i).strip() for i in range(1, 6)), properties=props)
+    manufacturer, product, version, os_name, hardware = (match.group(i).strip() for i in range(1, 6))
+    return UserAgent(manufacturer, product, version, os_name, hardware, props)
