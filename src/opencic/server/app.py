@@ -31,8 +31,9 @@ from ..protocol.ids import new_id
 from ..protocol.messages import Directive, Event
 from ..protocol.multipart import MultipartLimits
 from ..protocol.user_agent import parse_user_agent
+from . import admin
 from .downchannels import Downchannel, encode_parts, frame
-from .responses import send_empty, send_error, send_multipart, start_multipart_stream
+from .responses import send_empty, send_error, send_json, send_multipart, start_multipart_stream
 from .services import Services
 
 log = logging.getLogger("opencic.server")
@@ -124,6 +125,8 @@ class CICApp:
                 if method != "POST":
                     raise BadRequest(f"{method} is not allowed on /v1/events; use POST")
                 await self._events(scope, receive, send, state)
+            elif path == "/admin/v1/push":
+                await self._admin_push(scope, receive, send, state)
             else:
                 raise NotFound(f"no such endpoint: {path}")
         except CICError as exc:
@@ -234,6 +237,26 @@ class CICApp:
         finally:
             disconnected.cancel()
 
+    # ------------------------------------------------------------------ admin
+
+    async def _admin_push(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
+        try:
+            if scope.get("method") != "POST":
+                raise BadRequest("use POST")
+            admin.check_admin(_header(scope, b"authorization"), self.services.admin_token)
+            body = await _read_body(receive, admin.MAX_ADMIN_BODY)
+            state["drained"] = True
+            targets, directives = admin.parse_push_request(body)
+            result = admin.push(self.services.registry, targets, directives)
+        except CICError as exc:
+            if not state.get("drained"):
+                await _drain(receive)
+            state["status"] = exc.status
+            await send_json(send, exc.status, {"error": {"code": exc.status, "description": exc.description}})
+            return
+        state["status"] = 200
+        await send_json(send, 200, result)
+
     # ------------------------------------------------------------------ events
 
     async def _events(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
@@ -296,6 +319,22 @@ async def _wait_disconnect(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise BadRequest("request ended before its body was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 async def _drain(receive: Receive) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ..protocol.messages import Attachment, Directive, dumps
 from ..protocol.multipart import MultipartWriter

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Sequence
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from ..protocol.messages import Attachment, Directive, system_exception
 from ..protocol.multipart import MultipartWriter
@@ -74,6 +76,16 @@ async def send_multipart(
 async def send_empty(send: Send, status: int) -> None:
     await send({"type": "http.response.start", "status": status, "headers": []})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def send_json(send: Send, status: int, document: Any) -> None:
+    body = json.dumps(document).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def send_error(send: Send, status: int, description: str) -> None:

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..config import Settings
+from .admin import ensure_admin_token
 from .tls import ensure_self_signed
 
 APP_FACTORY = "opencic.server.asgi:create_app"
@@ -16,6 +17,7 @@ def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not settings.h2c and ensure_self_signed(settings.cert_path, settings.key_path):
         print(f"opencic: generated a self-signed certificate at {settings.cert_path}", file=sys.stderr)
+    ensure_admin_token(settings.data_dir)
     # Workers are separate processes: the settings travel as OPENCIC_* variables.
     os.environ.update(settings.to_env())
 

@@ -11,6 +11,7 @@ from ..speech.synthesizer import SpeechSynthesizer
 from ..speech.tts import PiperTextToSpeech
 from ..state.sqlite import Database
 from ..state.tokens import TokenStore
+from .admin import read_admin_token
 from .downchannels import DownchannelRateLimiter, DownchannelRegistry
 
 log = logging.getLogger("opencic.server")
@@ -23,6 +24,7 @@ class Services:
     tokens: TokenStore
     assistant: Assistant
     synthesizer: SpeechSynthesizer
+    admin_token: str | None = None
     registry: DownchannelRegistry = field(default_factory=DownchannelRegistry)
     rate_limiter: DownchannelRateLimiter = field(
         default_factory=lambda: DownchannelRateLimiter(2, 5.0)
@@ -39,6 +41,7 @@ class Services:
             tokens=TokenStore(db),
             assistant=Assistant(synthesizer),
             synthesizer=synthesizer,
+            admin_token=read_admin_token(settings.data_dir),
             rate_limiter=DownchannelRateLimiter(
                 settings.downchannel_max_requests, settings.downchannel_window_seconds
             ),

@@ -23,7 +23,7 @@ def ensure_self_signed(cert_path: Path, key_path: Path, hostnames: list[str] | N
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "OpenCIC self-signed")])
     alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
