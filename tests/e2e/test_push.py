@@ -8,9 +8,9 @@ import json
 import uuid
 from typing import Any
 
-from conftest import ServerHandle
 from support.cic import auth_headers, read_parts
 from support.rawh2 import RawH2
+from support.server import ServerHandle
 
 SET_INDICATOR = {
     "namespace": "Notifier",

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerHandle, start_server, stop_server
 from support.cic import (
     CONTENT_TYPE,
     auth_headers,
@@ -25,6 +24,7 @@ from support.cic import (
     read_parts,
 )
 from support.rawh2 import RawH2
+from support.server import ServerHandle, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

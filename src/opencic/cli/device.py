@@ -1,0 +1,251 @@
+"""``opencic device``: a device simulator built on the client SDK.
+
+One-shot::
+
+    opencic device --server http://127.0.0.1:8080 --token T --text "what time is it"
+
+prints every directive (``Namespace.Name``, dialogRequestId, payload JSON) and saves
+each Speak MP3 attachment as ``<out-dir>/speak-<n>.mp3`` ("playing" it: the simulator
+reports SpeechStarted/SpeechFinished like a device, B-SR-10). Without ``--text`` it reads
+requests line by line from stdin (``quit`` ends; piped input works too) and keeps the
+downchannel open, printing pushed directives as they arrive.
+
+Exit codes: 0 ok, 1 a request (or the connection) failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..client import (
+    CICClient,
+    ClientError,
+    QueuedDirective,
+    RequestFailed,
+    SpeechItem,
+    SpeechOutput,
+    TransportError,
+    build_user_agent,
+    default_context,
+)
+
+DEFAULT_SERVER = "https://127.0.0.1:8443"
+TOKEN_TTL_SECONDS = 24 * 3600
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``device`` subcommand on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "device",
+        help="simulate a CIC device (text requests, downchannel, Speak MP3s)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--server", default=DEFAULT_SERVER,
+                   help=f"CIC base URL; http:// means cleartext h2c (default {DEFAULT_SERVER})")
+    p.add_argument("--token", help="bearer token of the device")
+    p.add_argument("--data-dir", type=Path,
+                   help="server data dir: with --device-id a token is created there; its "
+                        "tls/cert.pem is trusted for https")
+    p.add_argument("--device-id", help="device to create a token for (with --data-dir)")
+    p.add_argument("--insecure", action="store_true",
+                   help="do not verify the server certificate (development only)")
+    p.add_argument("--cafile", help="CA/certificate file to trust for https")
+    p.add_argument("--text", help="send this text request (TextRecognizer.Recognize) and exit")
+    p.add_argument("--out-dir", type=Path, default=Path("opencic-out"),
+                   help="where Speak MP3 attachments are written (default ./opencic-out)")
+    p.add_argument("--user-agent", default=build_user_agent(),
+                   help="User-Agent (B-UA-02 format)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for a response (default 60)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log SDK activity to stderr (-vv for debug)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    token = _resolve_token(args)
+    if token is None:
+        return 2
+    cafile = args.cafile
+    if cafile is None and args.data_dir is not None and args.server.startswith("https:"):
+        default_cert = args.data_dir / "tls" / "cert.pem"
+        if default_cert.exists():
+            cafile = str(default_cert)
+    speech: list[SpeechOutput] = []  # created with the client; feeds its context
+    try:
+        client = CICClient(
+            args.server,
+            token,
+            user_agent=args.user_agent,
+            cafile=cafile,
+            insecure=args.insecure,
+            request_timeout=args.timeout,
+            context_provider=lambda: [*default_context(), *(s.context() for s in speech)],
+        )
+    except (ValueError, OSError) as exc:
+        print(f"opencic device: {exc}", file=sys.stderr)
+        return 2
+    printer = _Printer(args.out_dir)
+    client.on("SpeechSynthesizer.Speak", printer.describe)
+    speech.append(SpeechOutput(client, printer.save))
+    client.on("*", printer.describe)
+    try:
+        return asyncio.run(_main(client, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _resolve_token(args: argparse.Namespace) -> str | None:
+    if args.token:
+        return str(args.token)
+    if args.data_dir is None or args.device_id is None:
+        print("opencic device: give --token, or --data-dir with --device-id", file=sys.stderr)
+        return None
+    try:
+        from ..state.sqlite import Database
+        from ..state.tokens import TokenStore
+    except ImportError:
+        print("opencic device: token creation is unavailable; use --token", file=sys.stderr)
+        return None
+    db = Database.in_data_dir(args.data_dir)
+    try:
+        return TokenStore(db).create(args.device_id, TOKEN_TTL_SECONDS)
+    except ValueError as exc:
+        print(f"opencic device: {exc}", file=sys.stderr)
+        return None
+    finally:
+        db.close()
+
+
+class _Printer:
+    """Prints directives and saves Speak attachments (SDK handlers)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.speaks = 0
+
+    def describe(self, item: QueuedDirective) -> None:
+        directive = item.directive
+        where = "(downchannel) " if str(item.source).startswith("downchannel") else ""
+        payload = json.dumps(directive.payload, ensure_ascii=False, sort_keys=True)
+        print(f"{where}{directive.qualified_name} dialogRequestId="
+              f"{directive.dialog_request_id or '-'} {payload}", flush=True)
+
+    async def save(self, item: SpeechItem) -> None:
+        """The simulator's "loudspeaker": write the MP3 to a file."""
+        attachment = item.attachment
+        if attachment is None:
+            print(f"  (remote TTS URL, not downloaded: {item.url})", flush=True)
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # Continue the numbering of earlier runs instead of overwriting their files.
+        while True:
+            self.speaks += 1
+            path = self.out_dir / f"speak-{self.speaks}.mp3"
+            if not path.exists():
+                break
+        path.write_bytes(attachment.data)
+        print(f"  saved {path} ({len(attachment.data)} bytes)", flush=True)
+
+
+async def _main(client: CICClient, args: argparse.Namespace) -> int:
+    try:
+        await client.connect()
+    except RequestFailed as exc:
+        print(f"error: downchannel refused: HTTP {exc.status}: {exc.description}", file=sys.stderr)
+        return 1
+    except (TransportError, OSError) as exc:
+        print(f"error: cannot connect to {args.server}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.text is not None:
+            return await _request(client, args.text, args.timeout)
+        return await _interactive(client, args.timeout)
+    finally:
+        await client.aclose()
+
+
+async def _request(client: CICClient, text: str, timeout: float) -> int:
+    try:
+        response = await client.recognize_text(text)
+    except (ClientError, TimeoutError) as exc:
+        print(f"error: request failed: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    if not response.is_success:
+        print(f"error: HTTP {response.status}: {response.description or 'no description'}",
+              file=sys.stderr)
+        return 1
+    if response.status == 204:
+        print("(no directives: 204 No Content)", flush=True)
+    try:
+        await client.wait_idle(timeout)
+    except TimeoutError:
+        print("error: directives were not handled in time", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _interactive(client: CICClient, timeout: float) -> int:
+    lines = _stdin_lines()
+    interactive = sys.stdin.isatty()
+    failed = False
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = await lines.get()
+        if line is None:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text.lower() in ("quit", "exit"):
+            break
+        if await _request(client, text, timeout) != 0:
+            failed = True
+    return 1 if failed else 0
+
+
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of stdin delivered into the loop; None at EOF.
+
+    A daemon thread rather than the loop's executor: a blocked ``readline`` must not
+    keep the process alive after Ctrl-C or ``quit``.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def reader() -> None:
+        try:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        except RuntimeError:
+            pass  # the loop closed first (we are exiting)
+
+    threading.Thread(target=reader, name="stdin", daemon=True).start()
+    return queue
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``python -m opencic.cli.device ...``."""
+    parser = argparse.ArgumentParser(prog="opencic")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["device", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
