@@ -49,7 +49,7 @@ class Services:
 
     async def start(self) -> None:
         # Load the voice before the first request so no device waits for it.
-        await self.synthesizer.warm_up()
+        await self.synthesizer.warm_up(self.assistant.fixed_phrases(), wait=False)
         log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
 
     async def stop(self) -> None:
