@@ -18,7 +18,8 @@ import h2.events
 import h2.exceptions
 
 from opencic.protocol.messages import Attachment, Directive, system_exception
-from opencic.protocol.multipart import MultipartWriter, Part, collect_parts
+from opencic.protocol.multipart import Part, collect_parts
+from opencic.protocol.multipart_writer import MultipartWriter
 
 Message = Directive | Attachment
 

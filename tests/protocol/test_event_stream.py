@@ -27,7 +27,8 @@ from opencic.protocol.event_stream import (
     ResponseStreamParser,
 )
 from opencic.protocol.messages import Attachment, Directive, Event
-from opencic.protocol.multipart import MultipartLimits, MultipartWriter
+from opencic.protocol.multipart import MultipartLimits
+from opencic.protocol.multipart_writer import MultipartWriter
 
 
 def _crlf(text: str) -> bytes:

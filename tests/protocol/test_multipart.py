@@ -21,13 +21,13 @@ from opencic.protocol.multipart import (
     MultipartEvent,
     MultipartLimits,
     MultipartParser,
-    MultipartWriter,
     PartData,
     PartEnded,
     PartStarted,
     collect_parts,
     parse_content_type,
 )
+from opencic.protocol.multipart_writer import MultipartWriter
 
 
 def _crlf(text: str) -> bytes:

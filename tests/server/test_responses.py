@@ -6,7 +6,8 @@ import pytest
 
 from opencic.protocol.errors import OutboundSchemaError
 from opencic.protocol.messages import Attachment, Directive
-from opencic.protocol.multipart import MultipartWriter, collect_parts
+from opencic.protocol.multipart import collect_parts
+from opencic.protocol.multipart_writer import MultipartWriter
 from opencic.server.responses import encode_reply
 
 

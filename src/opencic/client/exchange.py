@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from opencic.protocol.errors import BadRequest
 from opencic.protocol.event_stream import ResponseStreamParser
 from opencic.protocol.messages import Event
-from opencic.protocol.multipart import MultipartWriter
+from opencic.protocol.multipart_writer import MultipartWriter
 
 from .connection import HTTP2Connection, HTTP2Stream, ResponseHead
 from .dispatch import Dispatcher

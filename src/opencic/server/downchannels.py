@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..protocol.messages import Attachment, Directive, dumps
-from ..protocol.multipart import MultipartWriter
+from ..protocol.multipart_writer import MultipartWriter
 
 ConnectionKey = tuple[str, int | str]
 

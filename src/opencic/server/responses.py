@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..protocol.messages import Attachment, Directive, system_exception
-from ..protocol.multipart import MultipartWriter
+from ..protocol.multipart_writer import MultipartWriter
 from ..protocol.schema import validate_directive_strict
 from .downchannels import encode_parts, frame
 
