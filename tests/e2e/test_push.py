@@ -117,3 +117,31 @@ def test_push_rejects_bad_requests_clearly(cic_server: ServerHandle) -> None:
             await admin.close()
 
     asyncio.run(go())
+
+
+def test_a_device_that_goes_away_is_offline(cic_server: ServerHandle) -> None:
+    """Connection loss ends the downchannel on the server too: pushes report it offline,
+    and a stream reset by the device does the same."""
+    async def go() -> None:
+        admin = await cic_server.connect()
+        try:
+            for how in ("close connection", "reset stream"):
+                device_id = f"gone-{uuid.uuid4().hex[:8]}"
+                client, sid = await downchannel(cic_server, device_id)
+                if how == "reset stream":
+                    await client.reset(sid)
+                    await asyncio.sleep(0.3)
+                    await client.close()
+                else:
+                    await client.close()
+                clear = {"namespace": "Notifier", "name": "ClearIndicator", "payload": {}}
+                for _ in range(50):
+                    status, result = await admin_push(admin, admin_token(cic_server), {"devices": [device_id], "directives": [clear]})
+                    if result["offline"] == [device_id]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert status == 200 and result == {"delivered": 0, "offline": [device_id]}, how
+        finally:
+            await admin.close()
+
+    asyncio.run(go())

@@ -213,15 +213,14 @@ class CICApp:
             registry.release(channel)
 
     async def _pump_downchannel(self, channel: Downchannel, receive: Receive, send: Send) -> None:
-        disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+        # One plain queue wait per push: at 10 k downchannels anything heavier per
+        # stream (a wait() over two futures, say) shows in the fan-out time.
+        watcher = asyncio.ensure_future(_watch_disconnect(channel, receive))
         try:
             while True:
-                getter = asyncio.ensure_future(channel.queue.get())
-                done, _ = await asyncio.wait({getter, disconnected}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
+                data = await channel.queue.get()
+                if data is None:
                     return  # the device went away
-                data = getter.result()
                 if not data:  # replaced by a newer downchannel (B-DC-04): end cleanly
                     await send({"type": "http.response.body", "body": channel.writer.close(), "more_body": False})
                     return
@@ -233,9 +232,12 @@ class CICApp:
                         channel.queue.put_nowait(more)
                         break
                     chunks.append(more)
-                await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+                try:
+                    await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": True})
+                except OSError:
+                    return  # the stream closed under us: same as a disconnect
         finally:
-            disconnected.cancel()
+            watcher.cancel()
 
     # ------------------------------------------------------------------ admin
 
@@ -314,10 +316,11 @@ class CICApp:
         await send_multipart(send, 200, reply.directives, reply.attachments)
 
 
-async def _wait_disconnect(receive: Receive) -> None:
+async def _watch_disconnect(channel: Downchannel, receive: Receive) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            channel.gone()
             return
 
 

@@ -27,7 +27,8 @@ class Downchannel:
     device_id: str
     connection: ConnectionKey
     writer: MultipartWriter = field(default_factory=MultipartWriter)
-    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    # Framed bytes to send; b"" = end the stream cleanly; None = the device is gone.
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     opened_at: float = field(default_factory=time.monotonic)
     closed: bool = False
 
@@ -39,6 +40,10 @@ class Downchannel:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(_CLOSE)
+
+    def gone(self) -> None:
+        self.closed = True
+        self.queue.put_nowait(None)
 
 
 def encode_parts(
