@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import sys
 
 from ..config import Settings
@@ -13,8 +14,23 @@ from .tls import ensure_self_signed
 APP_FACTORY = "opencic.server.asgi:create_app"
 
 
+def raise_open_file_limit() -> int:
+    """Every device holds a connection (a descriptor): lift the soft limit to the hard
+    one, as long-lived-connection servers do. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # keep the old limit; the server still runs, with fewer devices
+    return soft
+
+
 def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    raise_open_file_limit()
     if not settings.h2c and ensure_self_signed(settings.cert_path, settings.key_path):
         print(f"opencic: generated a self-signed certificate at {settings.cert_path}", file=sys.stderr)
     ensure_admin_token(settings.data_dir)
