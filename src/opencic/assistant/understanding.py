@@ -7,6 +7,7 @@ shared by every request and thread.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,6 +34,7 @@ INTENT_NAMES = (
 
 # Longer inputs are not commands we could understand; matching them would only cost time.
 MAX_TEXT_LENGTH = 300
+RECOGNITION_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class IntentRecognizer:
     def __init__(self, intents: Intents | None = None, *, language: str = "en") -> None:
         self.intents = intents if intents is not None else load_intents(language)
         self.language = self.intents.language
+        self._cache: OrderedDict[str, tuple[str, Mapping[str, Any]]] = OrderedDict()
         self._precompile()
 
     @classmethod
@@ -100,11 +103,25 @@ class IntentRecognizer:
         cleaned = " ".join(text.split())
         if not cleaned or len(cleaned) > MAX_TEXT_LENGTH:
             return IntentResult(FALLBACK, text=text)
+        # Matching costs ~0.1 ms and depends only on the text and the templates, while
+        # devices repeat the same few requests: remember recent answers.
+        key = cleaned
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._match(cleaned)
+            self._cache[key] = cached
+            if len(self._cache) > RECOGNITION_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return IntentResult(cached[0], cached[1], text)
+
+    def _match(self, cleaned: str) -> tuple[str, Mapping[str, Any]]:
         result = recognize_best(cleaned, self.intents, language=self.language)
         if result is None:
-            return IntentResult(FALLBACK, text=text)
+            return FALLBACK, MappingProxyType({})
         slots = {name: _plain(entity.value) for name, entity in result.entities.items()}
-        return IntentResult(result.intent.name, MappingProxyType(slots), text)
+        return result.intent.name, MappingProxyType(slots)
 
     def _precompile(self) -> None:
         # hassil parses templates and computes its literal-text prefilter lazily, on the
