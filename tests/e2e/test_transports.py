@@ -180,3 +180,33 @@ def test_data_dir_is_reused_across_restarts(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         stop_server(second)
+
+
+def test_stop_ends_open_downchannels_cleanly_and_quickly(tmp_path: Path) -> None:
+    """SIGTERM with devices connected: each downchannel gets its closing delimiter and
+    the server exits promptly (a downchannel never ends by itself)."""
+    import time
+
+    handle = start_server(tmp_path / "stop")
+    token = handle.create_token("stopping-dev")
+
+    async def go() -> None:
+        client = await handle.connect()
+        try:
+            sid = await _downchannel(client, token)
+            started = time.monotonic()
+            handle.process.terminate()
+            st = await client.wait(sid, lambda s: s.ended, timeout=10)
+            assert st.reset is None
+            _, closed = read_parts(st.headers["content-type"], bytes(st.body))
+            assert closed
+            await client.close()  # as a device does on GOAWAY, before reconnecting
+            await asyncio.to_thread(handle.process.wait, 10)
+            assert time.monotonic() - started < 8
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        stop_server(handle)

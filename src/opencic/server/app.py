@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,12 +97,36 @@ class CICApp:
                 # thousands of downchannels no longer pay for scanning them.
                 gc.collect()
                 gc.freeze()
+                self._end_downchannels_on_stop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.services.registry.close_all()
                 await self.services.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _end_downchannels_on_stop(self) -> None:
+        """On SIGTERM/SIGINT, end every downchannel cleanly before the server drains.
+
+        A graceful stop waits for requests in flight, and a downchannel never finishes
+        by itself, so without this a stop hangs until the kill timeout and devices see
+        a reset instead of a closed stream (after which they reconnect, B-DC-07). The
+        server's own handler is chained: asyncio keeps one handler per signal.
+        """
+        loop = asyncio.get_running_loop()
+        handlers = getattr(loop, "_signal_handlers", None)
+        if not isinstance(handlers, dict):
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = handlers.get(signum)
+            if previous is None:
+                continue
+
+            def on_stop(previous: asyncio.Handle = previous) -> None:
+                self.services.registry.close_all()
+                previous._run()
+
+            loop.add_signal_handler(signum, on_stop)
 
     # ------------------------------------------------------------------ dispatch
 

@@ -12,6 +12,7 @@ from .admin import ensure_admin_token
 from .tls import ensure_self_signed
 
 APP_FACTORY = "opencic.server.asgi:create_app"
+STOP_TIMEOUT_SECONDS = 10
 
 
 def raise_open_file_limit() -> int:
@@ -76,6 +77,8 @@ def _serve_granian(settings: Settings) -> None:
             keep_alive_interval=120_000,
             keep_alive_timeout=20,
         ),
+        # Safety net if a stop still finds streams open after downchannels were ended.
+        workers_kill_timeout=STOP_TIMEOUT_SECONDS,
         log_level=settings.log_level,  # type: ignore[arg-type]
         **tls,  # type: ignore[arg-type]
     ).serve()
