@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.rawh2 import RawH2  # noqa: E402
-from support.server import start_server, stop_server  # noqa: E402
+from support.rawh2 import RawH2
+from support.server import start_server, stop_server
 
-from opencic.client import CICClient, QueuedDirective  # noqa: E402
+from opencic.client import CICClient, QueuedDirective
 
 
 async def soak(args: argparse.Namespace) -> dict[str, object]:
