@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import random
-import re
 
 import pytest
 
 from opencic.client.backoff import Backoff
 from opencic.client.useragent import DEFAULT_USER_AGENT, build_user_agent
 
-# Copied verbatim from B-UA-02 (spec/behaviour.md) so the test does not trust our code.
-UA_RE = re.compile(
-    r"^([A-Za-z0-9_.\-]+(?: +[A-Za-z0-9_.\-]+)*) ?/ ?([A-Za-z0-9_.\-]+(?: +[A-Za-z0-9_.\-]+)*)"
-    r" ?/ ?(\d+\.\d+\.\d+(?:-[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)?(?:\+[A-Za-z0-9_]+"
-    r"(?:\.[A-Za-z0-9_]+)*)?) ?\(([A-Za-z0-9_.\-]+(?: +[A-Za-z0-9_.\-]+)*) ?; ?"
-    r"([A-Za-z0-9_.\-]+(?: +[A-Za-z0-9_.\-]+)*)((?: ?; ?[A-Za-z0-9_.\-]+=[A-Za-z0-9_.\-%]+)*)\)$"
-)
+# The server's B-UA-02 definition: the strings the client builds must pass it.
+from opencic.protocol.user_agent import USER_AGENT_RE as UA_RE
+from opencic.protocol.user_agent import parse_user_agent
 
 
 def test_backoff_first_delay_is_quarter_second() -> None:
@@ -71,6 +66,24 @@ def test_user_agent_with_properties_and_odd_characters() -> None:
     assert "locale=ko%20KR" in ua and "note=a%7Eb%3Bc%3Dd" in ua
 
 
-def test_user_agent_rejects_non_semver_firmware() -> None:
+def test_user_agent_parses_back_to_what_was_given() -> None:
+    parsed = parse_user_agent(build_user_agent("ACME", "Speaker", "2.0.1", "Linux", "rpi4",
+                                               locale="ko KR"))
+    assert parsed is not None
+    assert (parsed.manufacturer, parsed.product, parsed.firmware_version) == ("ACME", "Speaker",
+                                                                              "2.0.1")
+    assert (parsed.os, parsed.hardware, parsed.properties) == ("Linux", "rpi4",
+                                                               {"locale": "ko KR"})
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.2.3.4", "v1.2.3", " 1.2.3", "1.2.3-", "1.2.3+a..b"])
+def test_user_agent_rejects_non_semver_firmware(version: str) -> None:
+    """B-UA-03."""
+    with pytest.raises(ValueError, match="B-UA-03"):
+        build_user_agent(firmware_version=version)
+
+
+def test_user_agent_rejects_empty_property_value() -> None:
+    # B-UA-02 has no empty ``key=`` item: refuse rather than send a string the server logs.
     with pytest.raises(ValueError):
-        build_user_agent(firmware_version="1.2")
+        build_user_agent(note="")

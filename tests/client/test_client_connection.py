@@ -1,268 +1,285 @@
-"""The HTTP/2 connection layer against a small scripted ``h2`` server (no CIC involved).
+"""The HTTP/2 connection layer (``opencic.client.connection``) against the real server.
 
-Covers what the SDK relies on: incremental bodies, request-body flow control, full
-duplex, PING with ACK (B-KA-01), stream reset, GOAWAY and connection loss surfaced to
-every open stream.
+Covers what the SDK relies on: incremental request bodies, request-body flow control,
+full duplex (the server answers while the upload is still open), PING with ACK
+(B-KA-01), stream resets both ways, GOAWAY and connection loss surfaced to every open
+stream. Network faults come from a real loopback TCP proxy (``support.faultproxy``)
+between the connection and ``opencic serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, Self
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.settings
 import pytest
+from support.cic import CONTENT_TYPE, auth_headers, event_body, event_json, read_parts
+from support.faultproxy import WINDOW_UPDATE, FaultProxy, settings_of
+from support.server import ServerHandle, start_server, stop_server
 
-from opencic.client.connection import HTTP2Connection
+from opencic.client.connection import HTTP2Connection, HTTP2Stream
 from opencic.client.errors import ConnectionClosed, PingTimeout, StreamReset
 
-Handler = Callable[["MiniServer", int, dict[str, str]], Awaitable[None]]
-
-
-class MiniServer:
-    """An h2c server whose per-request behaviour is a coroutine supplied by the test."""
-
-    def __init__(self, handler: Handler, *, window: int = 65535, auto_ack: bool = True) -> None:
-        self.handler = handler
-        self.window = window
-        self.auto_ack = auto_ack
-        self.bodies: dict[int, bytearray] = {}
-        self.ended: dict[int, asyncio.Event] = {}
-        self.received = asyncio.Event()
-        self.pings_answered = True
-        self.conn: h2.connection.H2Connection | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.unacked: list[tuple[int, int]] = []
-
-    async def __aenter__(self) -> Self:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        if self.writer is not None:
-            self.writer.transport.abort()
-
-    def flush(self) -> None:
-        assert self.conn is not None and self.writer is not None
-        data = self.conn.data_to_send()
-        if data:
-            self.writer.write(data)
-
-    def ack_all(self) -> None:
-        assert self.conn is not None
-        for sid, n in self.unacked:
-            self.conn.acknowledge_received_data(n, sid)
-        self.unacked.clear()
-        self.flush()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-        conn = h2.connection.H2Connection(config=config)
-        self.conn, self.writer = conn, writer
-        conn.initiate_connection()
-        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.window})
-        self.flush()
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                return
-            if not self.pings_answered:
-                continue  # simulate a dead peer: swallow everything
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.RequestReceived):
-                    sid = ev.stream_id
-                    self.bodies[sid] = bytearray()
-                    self.ended[sid] = asyncio.Event()
-                    headers = dict(ev.headers)  # type: ignore[arg-type]
-                    asyncio.create_task(self.handler(self, sid, headers))
-                elif isinstance(ev, h2.events.DataReceived):
-                    self.bodies[ev.stream_id] += ev.data
-                    self.received.set()
-                    if self.auto_ack:
-                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    else:
-                        self.unacked.append((ev.stream_id, ev.flow_controlled_length))
-                elif isinstance(ev, h2.events.StreamEnded):
-                    self.ended[ev.stream_id].set()
-            self.flush()
-
-
-def respond(server: MiniServer, sid: int, status: int, body: bytes = b"", *, end: bool = True) -> None:
-    assert server.conn is not None
-    server.conn.send_headers(sid, [(":status", str(status)), ("content-type", "text/plain")])
-    size = server.conn.max_outbound_frame_size
-    chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
-    for i, chunk in enumerate(chunks):
-        if chunk or end:
-            server.conn.send_data(sid, chunk, end_stream=end and i == len(chunks) - 1)
-    server.flush()
+SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 20))
+    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
-async def echo(server: MiniServer, sid: int, headers: dict[str, str]) -> None:
-    await server.ended[sid].wait()
-    respond(server, sid, 200, bytes(server.bodies[sid]))
+def device_id() -> str:
+    return f"conn-{uuid.uuid4().hex[:10]}"
 
 
-def test_request_response_and_headers() -> None:
-    async def main() -> None:
-        async with MiniServer(echo) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            stream = await conn.request("POST", "/x", [("user-agent", "t")])
-            await stream.send(b"hello ", end_stream=False)
-            await stream.send(b"world", end_stream=True)
-            head = await stream.response(5)
-            assert head.status == 200 and head.get("Content-Type") == "text/plain"
-            assert await stream.read() == b"hello world"
-            await conn.aclose()
-
-    run(main())
+def headers(token: str | None, content_type: str | None = None) -> list[tuple[str, str]]:
+    return list(auth_headers(token, content_type).items())
 
 
-def test_large_body_respects_flow_control() -> None:
-    # The server grants 16 KiB per stream and only returns window when told to: the
-    # client must stop and wait, not overrun (h2 would raise FlowControlError).
-    async def main() -> None:
-        async with MiniServer(echo, window=16384, auto_ack=False) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            stream = await conn.request("POST", "/big")
-            payload = bytes(range(256)) * 1024  # 256 KiB
-            sender = asyncio.create_task(stream.send(payload, end_stream=True))
-            await asyncio.sleep(0.2)
-            assert not sender.done()
-            assert len(srv.bodies[stream.stream_id]) <= 65535
-            while not sender.done():
-                srv.ack_all()
-                await asyncio.sleep(0.01)
-            await sender
-            await stream.response(5)
-            assert await stream.read() == payload
-            await conn.aclose()
-
-    run(main())
+async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
 
 
-def test_full_duplex_response_before_request_body_ends() -> None:
-    async def early(server: MiniServer, sid: int, headers: dict[str, str]) -> None:
-        await server.received.wait()
-        respond(server, sid, 200, b"first", end=False)
-        await server.ended[sid].wait()
-        assert server.conn is not None
-        server.conn.send_data(sid, b"|last", end_stream=True)
-        server.flush()
+def server_requests(server: ServerHandle, device: str) -> list[dict[str, Any]]:
+    """The server's one-JSON-line-per-request log records of ``device``."""
+    out = []
+    for line in server.log_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("msg") == "request" and record.get("device") == device:
+                out.append(record)
+    return out
+
+
+async def open_downchannel(conn: HTTP2Connection, token: str) -> HTTP2Stream:
+    """GET /v1/directives and read up to Clova.Hello."""
+    stream = await conn.request("GET", "/v1/directives", headers(token), end_stream=True)
+    head = await stream.response(10)
+    assert head.status == 200
+    seen = b""
+    chunks = stream.__aiter__()
+    async with asyncio.timeout(10):
+        while b'"name":"Hello"' not in seen:
+            seen += await chunks.__anext__()
+    return stream
+
+
+def recognize_speech(dialog: str) -> dict[str, Any]:
+    payload = {"lang": "en", "profile": "CLOSE_TALK", "format": "AUDIO_L16_RATE_16000_CHANNELS_1"}
+    return event_json("SpeechRecognizer", "Recognize", payload, dialog_request_id=dialog)
+
+
+def test_request_response_and_headers(cic_server: ServerHandle) -> None:
+    """A request body sent in pieces; status, headers and body of a real CIC answer."""
 
     async def main() -> None:
-        async with MiniServer(early) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            stream = await conn.request("POST", "/dup")
-            await stream.send(b"part1")
-            head = await stream.response(5)  # while our upload is still open
+        token = cic_server.create_token(device_id())
+        conn = await HTTP2Connection.open(cic_server.host, cic_server.port)
+        try:
+            downchannel = await open_downchannel(conn, token)
+            doc = event_json("TextRecognizer", "Recognize", {"text": "what time is it"},
+                             dialog_request_id=str(uuid.uuid4()))
+            body = event_body(doc)
+            stream = await conn.request("POST", "/v1/events", headers(token, CONTENT_TYPE))
+            await stream.send(body[:100])
+            await stream.send(body[100:], end_stream=True)
+            head = await stream.response(10)
             assert head.status == 200
-            chunks = stream.__aiter__()
-            assert await chunks.__anext__() == b"first"
-            await stream.send(b"part2", end_stream=True)
-            assert await chunks.__anext__() == b"|last"
+            content_type = head.get("Content-Type")
+            assert content_type is not None and content_type.startswith("multipart/related")
+            parts, closed = read_parts(content_type, await stream.read())
+            assert closed
+            names = [p.qualified_name for p in parts
+                     if p.headers.get("content-type", "").startswith("application/json")]
+            assert "SpeechSynthesizer.Speak" in names and "Clova.RenderText" in names
+            downchannel.reset()
+        finally:
             await conn.aclose()
 
     run(main())
 
 
-def test_ping_ack_and_timeout() -> None:
+def test_large_body_respects_flow_control(cic_server: ServerHandle) -> None:
+    """An upload far beyond the server's flow-control window gets through whole.
+
+    The client may only send what the server's window allows and must then wait for
+    WINDOW_UPDATE: ``h2`` refuses to overrun a window and the server would fail the
+    stream with FLOW_CONTROL_ERROR, so a complete 204 proves the waiting works. The
+    proxy reads the window the server really advertised off the wire.
+    """
+
     async def main() -> None:
-        async with MiniServer(echo) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            rtt = await conn.ping(5)
-            assert 0 <= rtt < 5
-            srv.pings_answered = False
-            with pytest.raises(PingTimeout):
-                await conn.ping(0.3)
-            await conn.aclose()
+        token = cic_server.create_token(device_id())
+        async with FaultProxy(cic_server.host, cic_server.port) as proxy:
+            conn = await HTTP2Connection.open(proxy.host, proxy.port)
+            try:
+                downchannel = await open_downchannel(conn, token)
+                chunks = [bytes([i % 251]) * 6400 for i in range(700)]  # 4.48 MB of audio
+                body = event_body(recognize_speech(str(uuid.uuid4())), *chunks)
+                stream = await conn.request("POST", "/v1/events", headers(token, CONTENT_TYPE))
+                await asyncio.wait_for(stream.send(body, end_stream=True), 20)
+                head = await stream.response(10)
+                assert head.status == 204  # parsed whole: SpeechRecognizer answers 204 for now
+                await stream.read()
+                downchannel.reset()
+            finally:
+                await conn.aclose()
+            link = proxy.links[0]
+            server_frames = link.server_frames()
+            window = settings_of(server_frames).get(SETTINGS_INITIAL_WINDOW_SIZE, 65535)
+            assert len(body) > 2 * window
+            updates = [f for f in server_frames
+                       if f.type == WINDOW_UPDATE and f.stream_id == stream.stream_id]
+            assert updates, "the server never had to open the window: the test proves nothing"
+            post = next(r for r in link.requests() if r.path == "/v1/events")
+            assert post.ended and bytes(post.body) == body
 
     run(main())
 
 
-def test_stream_reset_by_server_leaves_connection_usable() -> None:
-    async def handler(server: MiniServer, sid: int, headers: dict[str, str]) -> None:
-        assert server.conn is not None
-        if headers[":path"] == "/reset":
-            respond(server, sid, 200, b"partial", end=False)
-            server.conn.reset_stream(sid, 8)
-            server.flush()
-        else:
-            respond(server, sid, 204)
+def test_full_duplex_answer_while_the_upload_is_open(cic_server: ServerHandle) -> None:
+    """granian answers 401 at once while the request body still streams, then tells the
+    client to stop uploading (RST_STREAM NO_ERROR, RFC 9113 8.1); the answer stays
+    readable and the connection usable."""
 
     async def main() -> None:
-        async with MiniServer(handler) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            stream = await conn.request("GET", "/reset", end_stream=True)
-            await stream.response(5)
+        conn = await HTTP2Connection.open(cic_server.host, cic_server.port)
+        try:
+            stream = await conn.request("POST", "/v1/events", headers("not-a-token", CONTENT_TYPE))
+            body = event_body(recognize_speech(str(uuid.uuid4())), b"\x00" * 6400)
+            await stream.send(body[:200])  # END_STREAM not sent: the upload is open
+            head = await stream.response(10)
+            assert head.status == 401
+            content_type = head.get("content-type")
+            assert content_type is not None
+            parts, closed = read_parts(content_type, await stream.read())
+            assert closed and len(parts) == 1
+            assert parts[0].qualified_name == "System.Exception"
+            assert parts[0].directive["payload"]["code"] == 401
+            await eventually(lambda: stream.local_closed, 5)  # the server's RST_STREAM
             with pytest.raises(StreamReset) as info:
-                await stream.read()
-            assert info.value.error_code == 8
-            ok = await conn.request("GET", "/ok", end_stream=True)
-            assert (await ok.response(5)).status == 204
+                await stream.send(body[200:], end_stream=True)
+            assert info.value.error_code == 0
+            assert not conn.is_closed
+            ping = await conn.request("GET", "/ping", headers(None), end_stream=True)
+            assert (await ping.response(5)).status == 204
+        finally:
             await conn.aclose()
 
     run(main())
 
 
-def test_goaway_and_connection_loss_fail_open_streams() -> None:
-    async def hang(server: MiniServer, sid: int, headers: dict[str, str]) -> None:
-        respond(server, sid, 200, b"", end=False)  # a downchannel-like open stream
+def test_ping_ack_and_timeout(cic_server: ServerHandle) -> None:
+    """B-KA-01: the server ACKs PING; when the path goes dark the PING times out."""
 
     async def main() -> None:
-        async with MiniServer(hang) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            stream = await conn.request("GET", "/long", end_stream=True)
-            await stream.response(5)
-            assert srv.conn is not None
-            srv.conn.close_connection(last_stream_id=0)
-            srv.flush()
-            with pytest.raises(ConnectionClosed) as info:
-                await stream.read()
-            assert "GOAWAY" in info.value.reason and info.value.retryable
-            assert conn.is_closed
-            with pytest.raises(ConnectionClosed):
-                await conn.request("GET", "/again", end_stream=True)
+        async with FaultProxy(cic_server.host, cic_server.port) as proxy:
+            conn = await HTTP2Connection.open(proxy.host, proxy.port)
+            try:
+                rtt = await conn.ping(5)
+                assert 0 <= rtt < 5
+                proxy.pause()
+                with pytest.raises(PingTimeout):
+                    await conn.ping(0.3)
+                proxy.resume()
+                assert await conn.ping(5) < 5  # the connection survived the stall
+            finally:
+                await conn.aclose()
 
-        async with MiniServer(hang) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            streams = [await conn.request("GET", f"/s{i}", end_stream=True) for i in range(3)]
-            for s in streams:
-                await s.response(5)
-            assert srv.writer is not None
-            srv.writer.transport.abort()  # network loss
-            for s in streams:
+    run(main())
+
+
+def test_client_reset_ends_one_stream_and_keeps_the_connection(cic_server: ServerHandle) -> None:
+    """RST_STREAM from the client: that stream fails, the server lets go of it, and the
+    connection carries on (a new downchannel on it works)."""
+
+    async def main() -> None:
+        device = device_id()
+        token = cic_server.create_token(device)
+        conn = await HTTP2Connection.open(cic_server.host, cic_server.port)
+        try:
+            first = await open_downchannel(conn, token)
+            first.reset()
+            with pytest.raises(StreamReset):
+                await first.read()
+            assert await conn.ping(5) >= 0
+            # The server saw the reset: it finished (and logged) that request.
+            await eventually(lambda: [r["path"] for r in server_requests(cic_server, device)]
+                             == ["/v1/directives"], 10)
+            second = await open_downchannel(conn, token)
+            assert not second.remote_closed and not conn.is_closed
+            second.reset()
+        finally:
+            await conn.aclose()
+
+    run(main())
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ServerHandle]:
+    handle = start_server(tmp_path / "server")
+    try:
+        yield handle
+    finally:
+        stop_server(handle)
+
+
+def test_server_shutdown_ends_open_streams_and_the_connection(own_server: ServerHandle) -> None:
+    """Stopping the real server (GOAWAY): an upload that can never finish fails with
+    ConnectionClosed; the downchannel ends (granian sometimes lets the app close it
+    first, cleanly); the connection is closed and refuses new streams."""
+
+    async def main() -> None:
+        token = own_server.create_token(device_id())
+        conn = await HTTP2Connection.open(own_server.host, own_server.port)
+        downchannel = await open_downchannel(conn, token)
+        upload = await conn.request("POST", "/v1/events", headers(token, CONTENT_TYPE))
+        await upload.send(event_body(recognize_speech(str(uuid.uuid4())))[:300])
+        await asyncio.to_thread(stop_server, own_server)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(upload.read(), 10)
+        try:
+            await asyncio.wait_for(downchannel.read(), 10)
+        except ConnectionClosed:
+            pass
+        assert downchannel.remote_closed
+        reason = await asyncio.wait_for(conn.wait_closed(), 5)
+        assert isinstance(reason, ConnectionClosed) and conn.is_closed
+        assert "GOAWAY" in str(reason) and reason.retryable  # graceful stop, not an error
+        with pytest.raises(ConnectionClosed):
+            await conn.request("GET", "/ping", end_stream=True)
+        await conn.aclose()
+
+    run(main())
+
+
+def test_connection_loss_fails_every_open_stream(cic_server: ServerHandle) -> None:
+    async def main() -> None:
+        token = cic_server.create_token(device_id())
+        async with FaultProxy(cic_server.host, cic_server.port) as proxy:
+            conn = await HTTP2Connection.open(proxy.host, proxy.port)
+            downchannel = await open_downchannel(conn, token)
+            uploads = []
+            for _ in range(2):  # events whose bodies are still streaming
+                upload = await conn.request("POST", "/v1/events", headers(token, CONTENT_TYPE))
+                await upload.send(event_body(recognize_speech(str(uuid.uuid4())))[:300])
+                uploads.append(upload)
+            await eventually(lambda: sum(r.path == "/v1/events"
+                                         for r in proxy.links[0].requests()) == 2, 5)
+            proxy.cut()  # network loss
+            for stream in (downchannel, *uploads):
                 with pytest.raises(ConnectionClosed):
-                    await s.read()
+                    await asyncio.wait_for(stream.read(), 5)
             reason = await asyncio.wait_for(conn.wait_closed(), 5)
             assert isinstance(reason, ConnectionClosed)
-
-    run(main())
-
-
-def test_client_reset_returns_window() -> None:
-    async def stream_forever(server: MiniServer, sid: int, headers: dict[str, str]) -> None:
-        respond(server, sid, 200, b"x" * 1000, end=False)
-
-    async def main() -> None:
-        async with MiniServer(stream_forever) as srv:
-            conn = await HTTP2Connection.open("127.0.0.1", srv.port)
-            stream = await conn.request("GET", "/", end_stream=True)
-            await stream.response(5)
-            stream.reset()
-            with pytest.raises(StreamReset):
-                await stream.read()
-            assert (await conn.ping(5)) >= 0  # connection unaffected
+            with pytest.raises(ConnectionClosed):
+                await conn.request("GET", "/ping", end_stream=True)
             await conn.aclose()
 
     run(main())
+

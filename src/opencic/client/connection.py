@@ -405,28 +405,34 @@ class HTTP2Connection:
     async def _read_loop(self) -> None:
         reason = "connection closed by peer"
         retryable = False
+        frames = _FrameSplitter()
         try:
             while self._closed is None:
                 data = await self._reader.read(READ_SIZE)
                 if not data:
                     break
+                goaway = None
                 try:
-                    events = self._h2.receive_data(data)
+                    # Frame by frame: h2 refuses every frame after a GOAWAY (a server
+                    # that stops gracefully sends GOAWAY, then PING), and a refusal
+                    # would lose the GOAWAY and the events before it in the same read.
+                    for frame in frames.feed(data):
+                        for event in self._h2.receive_data(frame):
+                            if isinstance(event, h2.events.ConnectionTerminated):
+                                goaway = event
+                            else:
+                                self._handle(event)
+                        if goaway is not None:
+                            break
                 except h2.exceptions.ProtocolError as exc:
                     reason = f"HTTP/2 protocol error: {exc}"
                     self._flush()  # h2 queued a GOAWAY for the peer
                     break
-                goaway = None
-                for event in events:
-                    if isinstance(event, h2.events.ConnectionTerminated):
-                        goaway = event
-                    else:
-                        self._handle(event)
                 self._flush()
                 if goaway is not None:
-                    # h2 treats the connection as closed after GOAWAY (it rejects any
-                    # further frame), so streams below last_stream_id cannot finish
-                    # either; streams above it were never processed and may be retried.
+                    # Streams below last_stream_id cannot finish now that h2 considers
+                    # the connection closed; streams above it were never processed and
+                    # may be retried elsewhere.
                     reason = f"GOAWAY received (error code {goaway.error_code})"
                     last = goaway.last_stream_id or 0
                     for sid, stream in list(self._streams.items()):
@@ -523,3 +529,23 @@ class HTTP2Connection:
 
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class _FrameSplitter:
+    """Cuts a byte stream into whole HTTP/2 frames (9-byte header, 24-bit length)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        frames: list[bytes] = []
+        start = 0
+        while len(self._buffer) - start >= 9:
+            end = start + 9 + int.from_bytes(self._buffer[start : start + 3], "big")
+            if end > len(self._buffer):
+                break
+            frames.append(bytes(self._buffer[start:end]))
+            start = end
+        del self._buffer[:start]
+        return frames

@@ -10,11 +10,9 @@ import re
 from urllib.parse import quote
 
 from opencic import __version__ as _package_version
+from opencic.protocol.user_agent import parse_user_agent
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\- ]+")
-_SEMVER = re.compile(
-    r"^\d+\.\d+\.\d+(?:-[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)?(?:\+[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)?$"
-)
 
 
 def _name(value: str, what: str) -> str:
@@ -34,18 +32,29 @@ def build_user_agent(
     hardware: str = "Simulator",
     **properties: str,
 ) -> str:
-    """Compose a B-UA-02 User-Agent; ``properties`` become URL-encoded ``; key=value`` items."""
+    """Compose a B-UA-02 User-Agent; ``properties`` become URL-encoded ``; key=value`` items.
+
+    The result is checked with the server's own parser
+    (:func:`opencic.protocol.user_agent.parse_user_agent`), so client and server share
+    one definition of the format; ``ValueError`` when it does not conform (e.g. a
+    firmware version that is not SemVer, B-UA-03, or an empty property value).
+    """
     version = firmware_version or _semver(_package_version)
-    if not _SEMVER.match(version):
-        raise ValueError(f"firmware version {version!r} is not MAJOR.MINOR.PATCH (B-UA-03)")
     extra = "".join(
         f";{_name(key, 'property name').replace(' ', '_')}={_encode(str(value))}"
         for key, value in properties.items()
     )
-    return (
+    user_agent = (
         f"{_name(manufacturer, 'manufacturer')}/{_name(product, 'product')}/{version} "
         f"({_name(os, 'OS')};{_name(hardware, 'hardware')}{extra})"
     )
+    parsed = parse_user_agent(user_agent)
+    if parsed is None or parsed.firmware_version != version:
+        raise ValueError(
+            f"User-Agent {user_agent!r} does not follow B-UA-02 (the firmware version must be "
+            f"MAJOR.MINOR.PATCH, B-UA-03; property values must not be empty)"
+        )
+    return user_agent
 
 
 def _encode(value: str) -> str:

@@ -53,4 +53,6 @@ class Services:
         log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
 
     async def stop(self) -> None:
+        # Background pre-rendering must not keep a stopping process alive.
+        self.synthesizer.close()
         self.db.close()
