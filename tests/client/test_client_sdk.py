@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import support.server
 from support.cic import auth_headers
 from support.faultproxy import FaultProxy, Link, WireRequest
 from support.server import ServerHandle, start_server, stop_server
@@ -496,13 +495,12 @@ def stop_later() -> Iterator[Callable[[ServerHandle], None]]:
         thread.join(30)
 
 
-def test_reconnects_after_server_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_reconnects_after_server_restart(tmp_path: Path,
                                          stop_later: Callable[[ServerHandle], None]) -> None:
     """GOAWAY: the server stops; a new one on the same port and data directory comes
     up; the client reconnects by itself (backoff kept small) and gets a new Hello."""
     handles = [start_server(tmp_path / "server")]
     port = handles[0].port
-    monkeypatch.setattr(support.server, "free_port", lambda: port)  # restart on that port
 
     async def main() -> None:
         first = handles[0]
@@ -513,7 +511,7 @@ def test_reconnects_after_server_restart(tmp_path: Path, monkeypatch: pytest.Mon
         async with client:
             await asyncio.to_thread(stop_server, first)
             await eventually(lambda: not client.is_connected, 10)
-            handles.append(await asyncio.to_thread(start_server, first.data_dir))
+            handles.append(await asyncio.to_thread(start_server, first.data_dir, port=port))
             assert handles[1].port == port
             await eventually(lambda: client.downchannels_opened == 2 and client.is_connected, 15)
             await client.wait_idle(5)

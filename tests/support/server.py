@@ -57,8 +57,10 @@ class ServerHandle:
 
 
 def start_server(data_dir: Path, *, tls: bool = False, server: str = "granian",
-                 env: dict[str, str] | None = None, timeout: float = 60.0) -> ServerHandle:
-    port = free_port()
+                 env: dict[str, str] | None = None, timeout: float = 60.0,
+                 port: int | None = None) -> ServerHandle:
+    """``port``: reuse a port (a restart); default a free ephemeral one."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "opencic.cli.main", "serve", "--port", str(port),
            "--data-dir", str(data_dir), "--server", server]
     if not tls:
