@@ -369,3 +369,39 @@ def test_internal_error_is_500_with_trace_and_server_keeps_serving(cic_server: A
             await client.close()
         assert trace in cic_server.log_text()
     run(go())
+
+
+def _json_parts(resp: Any) -> list[Any]:
+    parts, closed = read_parts(resp.headers["content-type"], resp.body)
+    assert closed
+    return [p for p in parts if p.headers.get("content-type", "").startswith("application/json")]
+
+
+def test_speech_synthesizer_request_is_spoken(cic_server: Any) -> None:
+    """SpeechSynthesizer.Request -> a Speak of the given text with its MP3."""
+    async def go(client: RawH2, token: str, sid: int) -> None:
+        body = event_body(event_json("SpeechSynthesizer", "Request", {"lang": "en", "text": "Dinner is ready."}))
+        resp = await client.request("POST", "/v1/events", auth_headers(token, CONTENT_TYPE), body)
+        assert resp.status == 200
+        directives = _json_parts(resp)
+        assert [d.qualified_name for d in directives] == ["SpeechSynthesizer.Speak"]
+        cid = directives[0].directive["payload"]["url"][4:]
+        parts, _ = read_parts(resp.headers["content-type"], resp.body)
+        mp3 = next(p.body for p in parts if p.headers.get("content-id") == f"<{cid}>")
+        assert miniaudio.decode(mp3, nchannels=1).duration > 0.5
+    run(with_device(cic_server, go))
+
+
+def test_volume_request_controls_the_device_without_speech(cic_server: Any) -> None:
+    """B-SR-11: a volume change is a DeviceControl directive, no Speak; B-DI-07 id echoed."""
+    async def go(client: RawH2, token: str, sid: int) -> None:
+        dialog = str(uuid.uuid4())
+        context = [{"header": {"namespace": "Speaker", "name": "VolumeState"}, "payload": {"volume": 4, "muted": False}}]
+        body = event_body(event_json("TextRecognizer", "Recognize", {"text": "set the volume to 7"}, dialog, context))
+        resp = await client.request("POST", "/v1/events", auth_headers(token, CONTENT_TYPE), body)
+        assert resp.status == 200
+        directives = [d.directive for d in _json_parts(resp)]
+        assert [(d["header"]["namespace"], d["header"]["name"]) for d in directives] == [("DeviceControl", "SetValue")]
+        assert directives[0]["payload"] == {"target": "volume", "value": "7"}
+        assert directives[0]["header"]["dialogRequestId"] == dialog
+    run(with_device(cic_server, go))
