@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opencic.client.connection import _FrameSplitter
+from opencic.client.connection import FrameSplitter
 
 
 def _frame(payload: bytes, kind: int = 0) -> bytes:
@@ -15,7 +15,7 @@ def _frame(payload: bytes, kind: int = 0) -> bytes:
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=8), st.lists(st.integers(1, 50), max_size=40))
 def test_any_split_yields_the_same_whole_frames(payloads: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(_frame(p) for p in payloads)
-    splitter, out, pos = _FrameSplitter(), [], 0
+    splitter, out, pos = FrameSplitter(), [], 0
     for cut in cuts:
         out += splitter.feed(stream[pos : pos + cut])
         pos += cut

@@ -17,6 +17,8 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
+from opencic.client.connection import FrameSplitter
+
 
 @dataclass
 class StreamState:
@@ -68,13 +70,19 @@ class RawH2:
             await self.writer.drain()
 
     async def _read_loop(self) -> None:
+        frames = FrameSplitter()
         try:
-            while True:
+            while self.goaway is None:
                 data = await self.reader.read(65536)
                 if not data:
                     break
-                for ev in self.conn.receive_data(data):
-                    self._on_event(ev)
+                # Frame by frame, stopping at GOAWAY: h2 refuses any later frame (a
+                # graceful stop sends GOAWAY then PING) and would lose what came before.
+                for frame in frames.feed(data):
+                    for ev in self.conn.receive_data(frame):
+                        self._on_event(ev)
+                    if self.goaway is not None:
+                        break
                 await self._flush()
         except (ConnectionError, h2.exceptions.ProtocolError, ssl.SSLError):
             pass

@@ -405,7 +405,7 @@ class HTTP2Connection:
     async def _read_loop(self) -> None:
         reason = "connection closed by peer"
         retryable = False
-        frames = _FrameSplitter()
+        frames = FrameSplitter()
         try:
             while self._closed is None:
                 data = await self._reader.read(READ_SIZE)
@@ -531,7 +531,7 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-class _FrameSplitter:
+class FrameSplitter:
     """Cuts a byte stream into whole HTTP/2 frames (9-byte header, 24-bit length)."""
 
     def __init__(self) -> None:

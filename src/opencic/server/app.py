@@ -47,6 +47,8 @@ Send = Callable[[Message], Awaitable[None]]
 # How much of a request body we read and discard before answering early (Hypercorn
 # kills the whole connection when DATA arrives for a stream it already answered).
 DRAIN_LIMIT_BYTES = 8 * 1024 * 1024
+# How long a stop waits for downchannels to send their closing delimiter.
+STOP_GRACE_SECONDS = 2.0
 DRAIN_TIMEOUT_SECONDS = 5.0
 
 
@@ -73,6 +75,7 @@ class CICApp:
         # an early answer. granian resets just that stream, so it can answer at once,
         # while the device is still streaming (full duplex).
         self.drain_before_early_answer = services.settings.server == "hypercorn"
+        self._stopping: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -124,9 +127,17 @@ class CICApp:
 
             def on_stop(previous: asyncio.Handle = previous) -> None:
                 self.services.registry.close_all()
-                previous._run()
+                # Let the streams write their closing delimiter before the server's
+                # GOAWAY: many HTTP/2 clients (h2 among them) drop every frame after it.
+                self._stopping = asyncio.ensure_future(self._then_stop(previous))
 
             loop.add_signal_handler(signum, on_stop)
+
+    async def _then_stop(self, previous: asyncio.Handle) -> None:
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while len(self.services.registry) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        previous._run()
 
     # ------------------------------------------------------------------ dispatch
 
