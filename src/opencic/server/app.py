@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..assistant.core import DeviceContext
+from ..logs import AccessLog
 from ..protocol.errors import (
     BadRequest,
     CICError,
@@ -76,6 +77,7 @@ class CICApp:
         # while the device is still streaming (full duplex).
         self.drain_before_early_answer = services.settings.server == "hypercorn"
         self._stopping: asyncio.Future[None] | None = None
+        self.access_log = AccessLog(enabled=log.isEnabledFor(logging.INFO))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -103,6 +105,7 @@ class CICApp:
                 self._end_downchannels_on_stop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.access_log.flush()
                 self.services.registry.close_all()
                 await self.services.stop()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -178,17 +181,14 @@ class CICApp:
             )
             await self._fail(scope, receive, send, InternalError(f"internal error (trace {trace})"), state)
         finally:
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": state["status"],
-                    "device": state["device"],
-                    "dialogRequestId": state["dialog"],
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            self.access_log.write({
+                "method": method,
+                "path": path,
+                "status": state["status"],
+                "device": state["device"],
+                "dialogRequestId": state["dialog"],
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            })
 
     async def _fail(
         self, scope: Scope, receive: Receive, send: Send, exc: CICError, state: dict[str, Any],
