@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import json
 import math
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -31,39 +29,17 @@ from procs import (
 )
 
 from opencic.server.admin import read_admin_token
-from opencic.state.sqlite import Database
-from opencic.state.tokens import TokenStore
+from opencic.state.store import create_store
 
 
-def bulk_tokens(data_dir: Path, n: int, ttl: float = 24 * 3600) -> list[str]:
-    """N devices with one token each, in one transaction (TokenStore.create is one per call)."""
-    tokens = [secrets.token_urlsafe(32) for _ in range(n)]
-    now = time.time()
-    rows = [
-        (hashlib.sha256(t.encode()).hexdigest(), f"bench-device-{i:06d}", now, now + ttl)
-        for i, t in enumerate(tokens)
-    ]
-    db = Database.in_data_dir(data_dir)
-    try:
-        with db.lock:
-            db.connection.execute("BEGIN")
-            db.connection.executemany(
-                "INSERT INTO tokens(token_hash, device_id, created_at, expires_at)"
-                " VALUES (?,?,?,?)",
-                rows,
-            )
-            db.connection.execute("COMMIT")
-        # Guard against a change of the token schema: the store must accept these rows.
-        store = TokenStore(db)
-        for i in (0, n - 1):
-            grant = store.lookup(tokens[i])
-            if grant is None or grant.device_id != rows[i][1]:
-                raise RuntimeError(
-                    "bulk-inserted tokens are not accepted by TokenStore; update bench/fanout.py"
-                )
-    finally:
-        db.close()
-    return tokens
+async def bulk_tokens(data_dir: Path, n: int, ttl: float = 24 * 3600,
+                      database: str = "") -> list[str]:
+    """N devices with one token each, in one transaction per table, in the store the
+    bench's servers use (``database`` as in OPENCIC_DATABASE; "" = SQLite in data_dir)."""
+    devices = [f"bench-device-{i:06d}" for i in range(n)]
+    async with create_store(database, data_dir) as store:
+        await store.devices.ensure(devices)
+        return [t.access_token for t in await store.tokens.issue_many(devices, ttl=ttl)]
 
 
 def _ms(seconds: float) -> float:
@@ -87,7 +63,7 @@ async def run(
     data_dir = workdir / "fanout"
     data_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    tokens = bulk_tokens(data_dir, n)
+    tokens = await bulk_tokens(data_dir, n, database=env_extra.get("OPENCIC_DATABASE", ""))
     say(f"  {n} device tokens created in {time.perf_counter() - t:.1f} s")
     result.update(requested=n, reps=[])
     try:

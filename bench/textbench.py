@@ -33,8 +33,7 @@ from procs import (
     worker_pid,
 )
 
-from opencic.state.sqlite import Database
-from opencic.state.tokens import TokenStore
+from opencic.state.store import create_store
 
 BOUNDARY = "bench-boundary-5f2c9a0e"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -220,11 +219,9 @@ async def run(
     """Fills ``out`` as it goes (an interrupted run keeps what was measured)."""
     data_dir = workdir / "text"
     data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.in_data_dir(data_dir)
-    try:
-        token = TokenStore(db).create("bench-text-device", 24 * 3600)
-    finally:
-        db.close()
+    async with create_store("", data_dir) as store:
+        await store.devices.ensure(["bench-text-device"])
+        token = (await store.tokens.issue("bench-text-device", ttl=24 * 3600)).access_token
     log_env = {"OPENCIC_LOG_LEVEL": args.server_log_level} if args.server_log_level else {}
     full_port, bare_port = free_port(), free_port()
     full = await procs.start_server(

@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .state.store import database_error
+
 ENV_PREFIX = "OPENCIC_"
 DEFAULT_DATA_DIR = Path("./data")
 
@@ -29,6 +31,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8443
     data_dir: Path = DEFAULT_DATA_DIR
+    # Where state lives: "" = SQLite in the data dir (opencic.sqlite3), sqlite:///PATH,
+    # or postgresql://user:pass@host/db (asyncpg; add ?search_path=S for a schema).
+    database: str = ""
     # Cleartext HTTP/2 with prior knowledge instead of TLS (B-CN-01 wants https; h2c is
     # for local development, tests and TLS-terminating proxies).
     h2c: bool = False
@@ -143,5 +148,9 @@ def _check(s: Settings) -> None:
         # Downchannels live in the process that accepted them; until the Redis delivery
         # layer exists, pushes can only reach devices of the same process.
         raise ConfigError("setting 'workers': only 1 worker per process is supported for now")
+    problem = database_error(s.database)
+    if problem is not None:
+        # The value is not echoed: a DSN may hold a password.
+        raise ConfigError(f"setting 'database': {problem}")
     if s.downchannel_max_requests < 1 or s.downchannel_window_seconds <= 0:
         raise ConfigError("downchannel rate settings must be positive")

@@ -113,15 +113,10 @@ def test_downchannel_rejects_bad_tokens_with_401(cic_server: Any, header: str | 
 
 
 def test_expired_and_revoked_tokens_get_401(cic_server: Any) -> None:
-    from opencic.state.sqlite import Database
-    from opencic.state.tokens import TokenStore
-
-    db = Database.in_data_dir(cic_server.data_dir)
-    store = TokenStore(db)
-    expired = store.create(device(), 60, now=0.0)  # expired in 1970
-    revoked = store.create(device(), 3600)
-    store.revoke(revoked)
-    db.close()
+    """B-CN-04 (also on PostgreSQL: tests/e2e/test_backends_e2e.py)."""
+    expired = cic_server.create_token(device(), 60, now=0.0)  # expired in 1970
+    revoked = cic_server.create_token(device(), 3600)
+    assert cic_server.revoke_token(revoked)
 
     async def go() -> None:
         client = await cic_server.connect()

@@ -12,10 +12,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from support.rawh2 import RawH2
+
+if TYPE_CHECKING:
+    from opencic.state.base import Store
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -39,15 +47,37 @@ class ServerHandle:
     def cafile(self) -> str:
         return str(self.data_dir / "tls" / "cert.pem")
 
-    def create_token(self, device_id: str, expires_in: float = 3600) -> str:
-        from opencic.state.sqlite import Database
-        from opencic.state.tokens import TokenStore
+    @property
+    def database(self) -> str:
+        """The server's ``database`` setting ("" = SQLite in the data dir)."""
+        return self.extra_env.get("OPENCIC_DATABASE", "")
 
-        db = Database.in_data_dir(self.data_dir)
-        try:
-            return TokenStore(db).create(device_id, expires_in)
-        finally:
-            db.close()
+    def with_store(self, fn: Callable[[Store], Awaitable[T]]) -> T:
+        """Runs ``fn`` with the server's own store, as another process would (the CLI).
+
+        In a thread with its own event loop: callers may be inside a running loop."""
+        from opencic.state.store import create_store
+
+        async def go() -> T:
+            async with create_store(self.database, self.data_dir) as store:
+                return await fn(store)
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, go()).result()
+
+    def create_token(self, device_id: str, expires_in: float = 3600, *,
+                     now: float | None = None) -> str:
+        async def issue(store: Store) -> str:
+            await store.devices.ensure([device_id])
+            return (await store.tokens.issue(device_id, ttl=expires_in, now=now)).access_token
+
+        return self.with_store(issue)
+
+    def revoke_token(self, token: str) -> bool:
+        async def revoke(store: Store) -> bool:
+            return await store.tokens.revoke(token)
+
+        return self.with_store(revoke)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -115,19 +115,26 @@ def _resolve_token(args: argparse.Namespace) -> str | None:
         print("opencic device: give --token, or --data-dir with --device-id", file=sys.stderr)
         return None
     try:
-        from ..state.sqlite import Database
-        from ..state.tokens import TokenStore
+        from ..config import load_settings
+        from ..state import StateError
+        from ..state.store import create_store
     except ImportError:
         print("opencic device: token creation is unavailable; use --token", file=sys.stderr)
         return None
-    db = Database.in_data_dir(args.data_dir)
+    # The server's own settings (OPENCIC_DATABASE, <data-dir>/opencic.toml) say where
+    # its tokens live.
+    settings = load_settings(overrides={"data_dir": args.data_dir})
+
+    async def create() -> str:
+        async with create_store(settings.database, settings.data_dir) as store:
+            await store.devices.ensure([args.device_id])
+            return (await store.tokens.issue(args.device_id, ttl=TOKEN_TTL_SECONDS)).access_token
+
     try:
-        return TokenStore(db).create(args.device_id, TOKEN_TTL_SECONDS)
-    except ValueError as exc:
+        return asyncio.run(create())
+    except (ValueError, StateError, ConnectionError, OSError) as exc:
         print(f"opencic device: {exc}", file=sys.stderr)
         return None
-    finally:
-        db.close()
 
 
 class _Printer:

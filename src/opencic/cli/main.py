@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ..config import ConfigError, load_settings
+from ..config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+DATABASE_HELP = ("state database: postgresql://… or sqlite:///PATH "
+                 "(default: SQLite in the data dir)")
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +26,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--h2c", action="store_true", default=None,
                    help="serve cleartext HTTP/2 with prior knowledge instead of TLS")
     p.add_argument("--server", choices=["granian", "hypercorn"], help="HTTP/2 server (default granian)")
+    p.add_argument("--database", help=DATABASE_HELP)
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run_serve)
 
@@ -29,7 +38,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         config_file=args.config,
         overrides={
             "host": args.host, "port": args.port, "data_dir": args.data_dir, "h2c": args.h2c,
-            "server": args.server, "log_level": args.log_level,
+            "server": args.server, "log_level": args.log_level, "database": args.database,
         },
     )
     serve(settings)
@@ -42,19 +51,25 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c = tsub.add_parser("create", help="create a bearer token for a device (printed as the last line)")
     c.add_argument("--device-id", required=True, help="the device the token authenticates")
     c.add_argument("--data-dir", type=Path, help="data dir of the server (default ./data)")
+    c.add_argument("--database", help=DATABASE_HELP)
     c.add_argument("--expires-in", type=int, help="lifetime in seconds (default: token_ttl_seconds)")
     c.set_defaults(func=_run_token_create)
     r = tsub.add_parser("revoke", help="revoke a bearer token")
     r.add_argument("token")
     r.add_argument("--data-dir", type=Path)
+    r.add_argument("--database", help=DATABASE_HELP)
     r.set_defaults(func=_run_token_revoke)
 
 
-def _run_token_create(args: argparse.Namespace) -> int:
-    from ..state.sqlite import Database
-    from ..state.tokens import TokenStore, valid_device_id
+def _store_settings(args: argparse.Namespace) -> Settings:
+    return load_settings(overrides={"data_dir": args.data_dir, "database": args.database})
 
-    settings = load_settings(overrides={"data_dir": args.data_dir})
+
+def _run_token_create(args: argparse.Namespace) -> int:
+    from ..state.store import create_store, describe
+    from ..state.tokens import valid_device_id
+
+    settings = _store_settings(args)
     if not valid_device_id(args.device_id):
         print("opencic: --device-id must be 1-128 printable characters without surrounding spaces",
               file=sys.stderr)
@@ -63,31 +78,53 @@ def _run_token_create(args: argparse.Namespace) -> int:
     if ttl <= 0:
         print("opencic: --expires-in must be a positive number of seconds", file=sys.stderr)
         return 2
-    db = Database.in_data_dir(settings.data_dir)
-    try:
-        token = TokenStore(db).create(args.device_id, ttl)
-    finally:
-        db.close()
-    print(f"device {args.device_id}: token valid for {ttl} s (data dir {settings.data_dir})",
-          file=sys.stderr)
+
+    async def create() -> str:
+        async with create_store(settings.database, settings.data_dir) as store:
+            # A development token: the device is created unowned if it is new.
+            await store.devices.ensure([args.device_id])
+            return (await store.tokens.issue(args.device_id, ttl=ttl)).access_token
+
+    token = _run_store(create, settings)
+    if token is None:
+        return 1
+    where = describe(settings.database, settings.data_dir)
+    print(f"device {args.device_id}: token valid for {ttl} s (database {where})", file=sys.stderr)
     print(token)
     return 0
 
 
 def _run_token_revoke(args: argparse.Namespace) -> int:
-    from ..state.sqlite import Database
-    from ..state.tokens import TokenStore
+    from ..state.store import create_store
 
-    settings = load_settings(overrides={"data_dir": args.data_dir})
-    db = Database.in_data_dir(settings.data_dir)
-    try:
-        found = TokenStore(db).revoke(args.token)
-    finally:
-        db.close()
+    settings = _store_settings(args)
+
+    async def revoke() -> bool:
+        async with create_store(settings.database, settings.data_dir) as store:
+            return await store.tokens.revoke(args.token)
+
+    found = _run_store(revoke, settings)
+    if found is None:
+        return 1
     if not found:
         print("opencic: no such token", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_store(fn: Callable[[], Coroutine[Any, Any, T]], settings: Settings) -> T | None:
+    """Runs one store operation; a database we cannot use is a message, not a trace."""
+    import sqlite3
+
+    from ..state import StateError
+    from ..state.store import describe
+
+    try:
+        return asyncio.run(fn())
+    except (StateError, ConnectionError, OSError, sqlite3.Error) as exc:
+        where = describe(settings.database, settings.data_dir)
+        print(f"opencic: cannot use the database {where}: {exc}", file=sys.stderr)
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -207,7 +207,7 @@ class CICApp:
         if not str(scope.get("http_version", "2")).startswith("2"):
             raise BadRequest("CIC requires HTTP/2 (B-CN-01)")
 
-    def _authenticate(self, scope: Scope) -> str:
+    async def _authenticate(self, scope: Scope) -> str:
         """B-CN-04: missing, unknown or expired bearer token -> 401."""
         value = _header(scope, b"authorization")
         if value is None:
@@ -215,7 +215,7 @@ class CICApp:
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization header must be 'Bearer <token>'")
-        grant = self.services.tokens.lookup(token.strip())
+        grant = await self.services.store.tokens.lookup(token.strip())
         if grant is None:
             raise Unauthorized("access token is unknown, revoked or expired")
         return grant.device_id
@@ -229,7 +229,7 @@ class CICApp:
     # ------------------------------------------------------------------ downchannel
 
     async def _downchannel(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
-        device_id = self._authenticate(scope)
+        device_id = await self._authenticate(scope)
         state["device"] = device_id
         if not self.services.rate_limiter.allow(device_id):
             raise TooManyRequests(
@@ -298,7 +298,7 @@ class CICApp:
     # ------------------------------------------------------------------ events
 
     async def _events(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
-        device_id = self._authenticate(scope)
+        device_id = await self._authenticate(scope)
         state["device"] = device_id
         strict = self.settings.connection_check == "strict"
         if not self.services.registry.accepts_event(device_id, connection_key(scope), strict=strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import sqlite3
 import sys
 
 from ..config import Settings
@@ -35,8 +36,28 @@ def prepare(settings: Settings) -> None:
     if not settings.h2c and ensure_self_signed(settings.cert_path, settings.key_path):
         print(f"opencic: generated a self-signed certificate at {settings.cert_path}", file=sys.stderr)
     ensure_admin_token(settings.data_dir)
+    migrate(settings)
     # Workers are separate processes: the settings travel as OPENCIC_* variables.
     os.environ.update(settings.to_env())
+
+
+def migrate(settings: Settings) -> None:
+    """Applies the schema migrations once, before any worker starts, so a database
+    that is unreachable or newer than this code stops `serve` with a clear message
+    instead of failing every worker's start-up (workers only re-check the version)."""
+    from ..state import StateError
+    from ..state.store import create_store, describe
+
+    async def go() -> None:
+        store = create_store(settings.database, settings.data_dir)
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(go())
+    except (StateError, ConnectionError, OSError, sqlite3.Error) as exc:
+        where = describe(settings.database, settings.data_dir)
+        raise SystemExit(f"opencic: cannot use the database {where}: {exc}") from None
 
 
 def serve(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""Everything one server process holds: database, tokens, downchannels, assistant."""
+"""Everything one server process holds: the state store, downchannels, assistant."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from ..assistant.core import Assistant
 from ..config import Settings
 from ..speech.synthesizer import SpeechSynthesizer
 from ..speech.tts import PiperTextToSpeech
-from ..state.sqlite import Database
-from ..state.tokens import TokenStore
+from ..state.base import Store
+from ..state.store import create_store, describe
 from .admin import read_admin_token
 from .downchannels import DownchannelRateLimiter, DownchannelRegistry
 
@@ -20,8 +20,7 @@ log = logging.getLogger("opencic.server")
 @dataclass
 class Services:
     settings: Settings
-    db: Database
-    tokens: TokenStore
+    store: Store  # opened in start(), before the first request
     assistant: Assistant
     synthesizer: SpeechSynthesizer
     admin_token: str | None = None
@@ -32,13 +31,11 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        db = Database.in_data_dir(settings.data_dir)
         tts = PiperTextToSpeech(model_path=settings.voice_model)
         synthesizer = SpeechSynthesizer(tts, cache_bytes=settings.tts_cache_bytes)
         return cls(
             settings=settings,
-            db=db,
-            tokens=TokenStore(db),
+            store=create_store(settings.database, settings.data_dir),
             assistant=Assistant(synthesizer),
             synthesizer=synthesizer,
             admin_token=read_admin_token(settings.data_dir),
@@ -48,11 +45,17 @@ class Services:
         )
 
     async def start(self) -> None:
+        # Connects and applies migrations (the runner already did, before the workers
+        # started; here it is a version check that refuses a newer schema).
+        await self.store.open()
         # Load the voice before the first request so no device waits for it.
         await self.synthesizer.warm_up(self.assistant.fixed_phrases(), wait=False)
-        log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
+        log.info("ready", extra={
+            "data_dir": str(self.settings.data_dir),
+            "database": describe(self.settings.database, self.settings.data_dir),
+        })
 
     async def stop(self) -> None:
         # Background pre-rendering must not keep a stopping process alive.
         self.synthesizer.close()
-        self.db.close()
+        await self.store.close()

@@ -1,65 +1,128 @@
-"""Bearer tokens for devices (B-CN-03/04). Only a SHA-256 of each token is stored."""
+"""Device tokens (B-CN-03/04): access + refresh pairs, stored as SHA-256 hashes only.
+
+A row is one pair. Refreshing rotates: the old pair is revoked and a new one issued
+in the same transaction, and the claim on the old refresh token is a single
+conditional UPDATE, so two concurrent refreshes with the same token cannot both win
+(PostgreSQL re-checks the WHERE clause after the row lock; SQLite runs writers one
+at a time).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from .sqlite import Database
+from .base import IssuedToken, TokenGrant
+from .driver import Driver, Executor
+from .hashing import MAX_TOKEN_LENGTH, new_token, token_hash
+from .repositories import now_or, valid_identifier
 
-MAX_TOKEN_LENGTH = 512
+__all__ = ["MAX_TOKEN_LENGTH", "SqlTokens", "valid_device_id"]
 
-
-@dataclass(frozen=True, slots=True)
-class TokenGrant:
-    device_id: str
-    expires_at: float
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_INSERT = (
+    "INSERT INTO tokens(access_hash, refresh_hash, device_id, user_id, client_id, created_at,"
+    " expires_at, refresh_expires_at, revoked, guest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?)"
+)
 
 
 def valid_device_id(device_id: str) -> bool:
-    return 0 < len(device_id) <= 128 and device_id.isprintable() and device_id.strip() == device_id
+    return valid_identifier(device_id)
 
 
-class TokenStore:
-    def __init__(self, db: Database) -> None:
+def _usable(token: str) -> bool:
+    return 0 < len(token) <= MAX_TOKEN_LENGTH
+
+
+class SqlTokens:
+    def __init__(self, db: Driver) -> None:
         self._db = db
 
-    def create(self, device_id: str, ttl_seconds: float, *, now: float | None = None) -> str:
+    @staticmethod
+    async def _insert(ex: Executor, device_id: str, *, ttl: float, refresh_ttl: float | None,
+                      user_id: str | None, client_id: str | None, guest: bool,
+                      now: float) -> IssuedToken:
+        if ttl <= 0 or (refresh_ttl is not None and refresh_ttl <= 0):
+            raise ValueError("token lifetimes must be positive")
+        access = new_token()
+        refresh = None if refresh_ttl is None else new_token()
+        issued = IssuedToken(access, refresh, device_id, now + ttl,
+                             None if refresh_ttl is None else now + refresh_ttl)
+        await ex.execute(
+            _INSERT, token_hash(access), None if refresh is None else token_hash(refresh),
+            device_id, user_id, client_id, now, issued.expires_at, issued.refresh_expires_at,
+            guest,
+        )
+        return issued
+
+    async def issue(self, device_id: str, *, ttl: float, refresh_ttl: float | None = None,
+                    user_id: str | None = None, client_id: str | None = None,
+                    guest: bool = False, now: float | None = None) -> IssuedToken:
         if not valid_device_id(device_id):
             raise ValueError("device id must be 1-128 printable characters without surrounding spaces")
-        token = secrets.token_urlsafe(32)
-        created = time.time() if now is None else now
-        with self._db.lock:
-            self._db.connection.execute(
-                "INSERT INTO tokens(token_hash, device_id, created_at, expires_at) VALUES (?,?,?,?)",
-                (_hash(token), device_id, created, created + ttl_seconds),
-            )
-        return token
+        return await self._insert(self._db, device_id, ttl=ttl, refresh_ttl=refresh_ttl,
+                                  user_id=user_id, client_id=client_id, guest=guest,
+                                  now=now_or(now))
 
-    def lookup(self, token: str, *, now: float | None = None) -> TokenGrant | None:
-        """The grant for a live token, or None if unknown, revoked or expired."""
-        if not token or len(token) > MAX_TOKEN_LENGTH:
-            return None
-        with self._db.lock:
-            row = self._db.connection.execute(
-                "SELECT device_id, expires_at, revoked FROM tokens WHERE token_hash = ?",
-                (_hash(token),),
-            ).fetchone()
-        if row is None or row[2]:
-            return None
-        if row[1] <= (time.time() if now is None else now):
-            return None
-        return TokenGrant(row[0], row[1])
+    async def issue_many(self, device_ids: Sequence[str], *, ttl: float,
+                         now: float | None = None) -> list[IssuedToken]:
+        if ttl <= 0:
+            raise ValueError("token lifetimes must be positive")
+        created = now_or(now)
+        issued = [IssuedToken(new_token(), None, d, created + ttl, None) for d in device_ids]
+        await self._db.executemany(
+            _INSERT,
+            [(token_hash(t.access_token), None, t.device_id, None, None, created, t.expires_at,
+              None, False) for t in issued],
+        )
+        return issued
 
-    def revoke(self, token: str) -> bool:
-        with self._db.lock:
-            cur = self._db.connection.execute(
-                "UPDATE tokens SET revoked = 1 WHERE token_hash = ?", (_hash(token),)
+    async def lookup(self, access_token: str, *, now: float | None = None) -> TokenGrant | None:
+        if not _usable(access_token):
+            return None
+        row = await self._db.fetchrow(
+            "SELECT device_id, user_id, client_id, expires_at, guest FROM tokens"
+            " WHERE access_hash = ? AND NOT revoked AND expires_at > ?",
+            token_hash(access_token), now_or(now),
+        )
+        if row is None:
+            return None
+        return TokenGrant(str(row[0]), row[1], row[2], float(row[3]), bool(row[4]))
+
+    async def refresh(self, refresh_token: str, *, ttl: float, refresh_ttl: float,
+                      now: float | None = None) -> IssuedToken | None:
+        if not _usable(refresh_token):
+            return None
+        at = now_or(now)
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                "UPDATE tokens SET revoked = TRUE WHERE refresh_hash = ? AND NOT revoked"
+                " AND refresh_expires_at > ? RETURNING device_id, user_id, client_id, guest",
+                token_hash(refresh_token), at,
             )
-        return cur.rowcount > 0
+            if row is None:
+                return None
+            return await self._insert(tx, str(row[0]), ttl=ttl, refresh_ttl=refresh_ttl,
+                                      user_id=row[1], client_id=row[2], guest=bool(row[3]),
+                                      now=at)
+
+    async def revoke(self, token: str) -> bool:
+        if not _usable(token):
+            return False
+        digest = token_hash(token)
+        changed = await self._db.execute(
+            "UPDATE tokens SET revoked = TRUE WHERE access_hash = ? OR refresh_hash = ?",
+            digest, digest,
+        )
+        return changed > 0
+
+    async def revoke_device(self, device_id: str) -> int:
+        return await self._db.execute(
+            "UPDATE tokens SET revoked = TRUE WHERE device_id = ? AND NOT revoked", device_id)
+
+    async def purge_expired(self, *, now: float | None = None) -> int:
+        at = now_or(now)
+        # A pair is dead once its access token and its refresh token (if any) are.
+        return await self._db.execute(
+            "DELETE FROM tokens WHERE revoked OR (expires_at <= ?"
+            " AND (refresh_expires_at IS NULL OR refresh_expires_at <= ?))",
+            at, at,
+        )
