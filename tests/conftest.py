@@ -58,11 +58,15 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]
     return pg.fresh_schema(dsn), tmp_path
 
 
+TOKEN_CACHE_SECONDS = 1.0
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend_server(request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """A real server per back end (SQLite data dir, or PostgreSQL via OPENCIC_DATABASE)."""
-    env: dict[str, str] = {}
+    # A short token cache, so the tests of revocation made from outside see its bound.
+    env: dict[str, str] = {"OPENCIC_TOKEN_CACHE_SECONDS": str(TOKEN_CACHE_SECONDS)}
     if request.param == "postgresql":
         env["OPENCIC_DATABASE"] = pg.fresh_schema(request.getfixturevalue("postgres_dsn"))
     handle = start_server(tmp_path_factory.mktemp(f"cic-{request.param}"), env=env)

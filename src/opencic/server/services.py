@@ -13,6 +13,7 @@ from ..state.base import Store
 from ..state.store import create_store, describe
 from .admin import read_admin_token
 from .downchannels import DownchannelRateLimiter, DownchannelRegistry
+from .token_cache import TokenCache
 
 log = logging.getLogger("opencic.server")
 
@@ -28,6 +29,11 @@ class Services:
     rate_limiter: DownchannelRateLimiter = field(
         default_factory=lambda: DownchannelRateLimiter(2, 5.0)
     )
+    token_cache: TokenCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.token_cache is None:
+            self.token_cache = TokenCache(self.store.tokens, ttl=self.settings.token_cache_seconds)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
