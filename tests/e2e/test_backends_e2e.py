@@ -14,7 +14,15 @@ from typing import Any
 import asyncpg
 import pytest
 from support import pg
-from support.cic import CONTENT_TYPE, auth_headers, event_body, event_json, exception_of, read_parts
+from support.cic import (
+    CONTENT_TYPE,
+    auth_headers,
+    event_body,
+    event_json,
+    exception_of,
+    open_downchannel,
+    read_parts,
+)
 from support.rawh2 import RawH2
 from support.server import ServerHandle, start_server, stop_server
 
@@ -25,19 +33,6 @@ def run(coro: Awaitable[Any]) -> Any:
 
 def device() -> str:
     return f"be-{uuid.uuid4().hex[:12]}"
-
-
-async def open_downchannel(client: RawH2, token: str) -> int:
-    sid = await client.start("GET", "/v1/directives", auth_headers(token), end=True)
-
-    def ready(s: Any) -> bool:
-        if s.status != 200:
-            return bool(s.ended)
-        return bool(read_parts(s.headers["content-type"], bytes(s.body), bool(s.ended))[0])
-
-    st = await client.wait(sid, ready)
-    assert st.status == 200, bytes(st.body)
-    return sid
 
 
 async def ask_time(client: RawH2, token: str) -> list[str]:

@@ -19,6 +19,7 @@ from support.cic import (
     event_body,
     event_json,
     exception_of,
+    open_downchannel,
     part,
     read_parts,
 )
@@ -31,21 +32,6 @@ def run(coro: Awaitable[Any]) -> Any:
 
 def device() -> str:
     return f"dev-{uuid.uuid4().hex[:12]}"
-
-
-async def open_downchannel(client: RawH2, token: str) -> int:
-    sid = await client.start("GET", "/v1/directives", auth_headers(token), end=True)
-
-    def ready(s: Any) -> bool:
-        if s.status is None:
-            return bool(s.ended)
-        if s.status != 200:
-            return bool(s.ended)
-        return bool(read_parts(s.headers["content-type"], bytes(s.body), bool(s.ended))[0])
-
-    st = await client.wait(sid, ready)
-    assert st.status == 200, bytes(st.body)
-    return sid
 
 
 def downchannel_parts(client: RawH2, sid: int) -> tuple[list[Any], bool]:

@@ -113,3 +113,17 @@ def exception_of(resp: Any) -> dict[str, Any]:
     assert d["payload"]["code"] == resp.status
     assert isinstance(d["payload"]["description"], str) and d["payload"]["description"]
     return d["payload"]  # type: ignore[no-any-return]
+
+
+async def open_downchannel(client: Any, token: str) -> int:
+    """GET /v1/directives on ``client`` (a RawH2) and wait for Hello; returns the stream id."""
+    sid: int = await client.start("GET", "/v1/directives", auth_headers(token), end=True)
+
+    def ready(s: Any) -> bool:
+        if s.status != 200:
+            return bool(s.ended)
+        return bool(read_parts(s.headers["content-type"], bytes(s.body), bool(s.ended))[0])
+
+    st = await client.wait(sid, ready)
+    assert st.status == 200, bytes(st.body)
+    return sid
