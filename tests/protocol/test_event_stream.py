@@ -118,6 +118,21 @@ def test_round_trip_with_200ms_audio_parts_b_au_02() -> None:
     assert items[-1] == AudioEnded() and sum(isinstance(i, AudioEnded) for i in items) == 1
 
 
+def test_audio_chunks_name_their_part_b_au_02() -> None:
+    """Each chunk says which audio part it belongs to, so parts can be checked one by
+    one (whole 16-bit samples, B-AU-01), whatever the DATA frame boundaries."""
+    w = MultipartWriter(subtype="form-data")
+    frames = [bytes([n]) * 6400 for n in range(3)]
+    body = w.event_part(recognize_event().to_json()) + b"".join(w.audio_part(f) for f in frames)
+    body += w.close()
+    items = run_request([body[i : i + 1000] for i in range(0, len(body), 1000)], w.content_type)
+    sizes: dict[int, int] = {}
+    for item in items:
+        if isinstance(item, AudioChunk):
+            sizes[item.part] = sizes.get(item.part, 0) + len(item.data)
+    assert sizes == {1: 6400, 2: 6400, 3: 6400}
+
+
 def test_audio_is_streamed_not_buffered_b_au_02() -> None:
     """1 MB of audio fed in 6,400-byte pieces comes out as it arrives."""
     w = MultipartWriter(subtype="form-data")

@@ -18,6 +18,7 @@ from .capabilities import CAPABILITIES, FIXED_PHRASES
 from .reply import Reply, render_text, speak, with_dialog_request_id
 from .turn import Capability, Clock, DeviceContext, IntentResponse, system_clock
 from .understanding import FALLBACK, IntentRecognizer, IntentResult
+from .voice import DIDNT_HEAR, SpeechInput, VoiceTurn, recognize_language
 
 __all__ = ["Assistant", "DeviceContext", "SpeechOutput"]
 
@@ -45,6 +46,7 @@ class Assistant:
         clock: Clock = system_clock,
         intents: IntentRecognizer | None = None,
         capabilities: Mapping[str, Capability] | None = None,
+        speech_input: SpeechInput | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.clock = clock
@@ -52,6 +54,8 @@ class Assistant:
         self.capabilities: Mapping[str, Capability] = (
             capabilities if capabilities is not None else CAPABILITIES
         )
+        # Voice requests stream: they go through start_voice(), not handle().
+        self.speech_input = speech_input
         self._routes: dict[str, EventHandler] = {
             "TextRecognizer.Recognize": self._on_text_recognize,
             "SpeechSynthesizer.Request": self._on_speech_request,
@@ -68,6 +72,16 @@ class Assistant:
         if handler is None:
             return Reply()
         return await handler(event, device)
+
+    def start_voice(self, event: Event, device: DeviceContext) -> VoiceTurn:
+        """A :class:`VoiceTurn` for a ``SpeechRecognizer.Recognize`` whose audio is about
+        to stream. Raises :class:`BadRequest` for a format or lang we cannot take."""
+        if self.speech_input is None:
+            raise BadRequest("speech recognition is not enabled on this server; use "
+                             "TextRecognizer.Recognize")
+        engines = self.speech_input
+        language = recognize_language(event.payload, engines.recognizer.languages)
+        return VoiceTurn(self, engines, event, device, language)
 
     def understand(self, text: str) -> IntentResult:
         return self.intents.recognize(text)
@@ -113,7 +127,7 @@ class Assistant:
 
     def fixed_phrases(self) -> tuple[str, ...]:
         """Answers that never change, to pre-render at start-up."""
-        return (*FIXED_PHRASES, SOMETHING_WENT_WRONG, ENGLISH_ONLY)
+        return (*FIXED_PHRASES, SOMETHING_WENT_WRONG, ENGLISH_ONLY, DIDNT_HEAR)
 
     # ------------------------------------------------------------------ handlers
 

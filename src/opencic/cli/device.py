@@ -10,6 +10,15 @@ reports SpeechStarted/SpeechFinished like a device, B-SR-10). Without ``--text``
 requests line by line from stdin (``quit`` ends; piped input works too) and keeps the
 downchannel open, printing pushed directives as they arrive.
 
+Voice::
+
+    opencic device --server http://127.0.0.1:8080 --token T --wav request.wav
+
+streams the WAV (any rate/channels, converted to 16 kHz L16 mono) as
+SpeechRecognizer.Recognize in 200 ms parts in real time (``--speed 4`` for 4x, ``0``
+for no pacing), stops at StopCapture, and prints each directive with the time since the
+upload began (StopCapture arrives on the downchannel, the answer in the response).
+
 Exit codes: 0 ok, 1 a request (or the connection) failed, 2 usage.
 """
 
@@ -21,6 +30,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +69,12 @@ def add_parser(subparsers: Any) -> None:
                    help="do not verify the server certificate (development only)")
     p.add_argument("--cafile", help="CA/certificate file to trust for https")
     p.add_argument("--text", help="send this text request (TextRecognizer.Recognize) and exit")
+    p.add_argument("--wav", type=Path,
+                   help="send this WAV file as a voice request (SpeechRecognizer.Recognize) "
+                        "and exit")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="with --wav: audio pacing, 1 = real time (default), 0 = unpaced")
+    p.add_argument("--lang", default="en", help="with --wav: the Recognize lang (default en)")
     p.add_argument("--out-dir", type=Path, default=Path("opencic-out"),
                    help="where Speak MP3 attachments are written (default ./opencic-out)")
     p.add_argument("--user-agent", default=build_user_agent(),
@@ -99,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"opencic device: {exc}", file=sys.stderr)
         return 2
     printer = _Printer(args.out_dir)
+    args.printer = printer
     client.on("SpeechSynthesizer.Speak", printer.describe)
     speech.append(SpeechOutput(client, printer.save))
     client.on("*", printer.describe)
@@ -143,11 +160,14 @@ class _Printer:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.speaks = 0
+        self.started: float | None = None  # a voice upload began: print timings
 
     def describe(self, item: QueuedDirective) -> None:
         directive = item.directive
         where = "(downchannel) " if str(item.source).startswith("downchannel") else ""
         payload = json.dumps(directive.payload, ensure_ascii=False, sort_keys=True)
+        if self.started is not None:
+            where = f"[+{time.perf_counter() - self.started:.3f}s] {where}"
         print(f"{where}{directive.qualified_name} dialogRequestId="
               f"{directive.dialog_request_id or '-'} {payload}", flush=True)
 
@@ -178,6 +198,8 @@ async def _main(client: CICClient, args: argparse.Namespace) -> int:
         print(f"error: cannot connect to {args.server}: {exc}", file=sys.stderr)
         return 1
     try:
+        if args.wav is not None:
+            return await _voice_request(client, args)
         if args.text is not None:
             return await _request(client, args.text, args.timeout)
         return await _interactive(client, args.timeout)
@@ -199,6 +221,41 @@ async def _request(client: CICClient, text: str, timeout: float) -> int:
         print("(no directives: 204 No Content)", flush=True)
     try:
         await client.wait_idle(timeout)
+    except TimeoutError:
+        print("error: directives were not handled in time", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _voice_request(client: CICClient, args: argparse.Namespace) -> int:
+    printer: _Printer = args.printer
+    import wave
+
+    from ..client import pcm_source, read_wav_pcm
+
+    try:
+        pcm = read_wav_pcm(args.wav)
+    except (OSError, EOFError, ValueError, wave.Error) as exc:
+        print(f"error: cannot read {args.wav}: {exc}", file=sys.stderr)
+        return 1
+    print(f"streaming {args.wav} ({len(pcm) / 32000:.2f} s of audio, speed "
+          f"{args.speed:g})", flush=True)
+    printer.started = time.perf_counter()
+    try:
+        response = await client.recognize_speech(
+            pcm_source(pcm, speed=args.speed), lang=args.lang
+        )
+    except (ClientError, TimeoutError) as exc:
+        print(f"error: request failed: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"[+{time.perf_counter() - printer.started:.3f}s] response complete: HTTP "
+          f"{response.status}", flush=True)
+    if not response.is_success:
+        print(f"error: HTTP {response.status}: {response.description or 'no description'}",
+              file=sys.stderr)
+        return 1
+    try:
+        await client.wait_idle(args.timeout)
     except TimeoutError:
         print("error: directives were not handled in time", file=sys.stderr)
         return 1

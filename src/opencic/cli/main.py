@@ -1,4 +1,4 @@
-"""``opencic``: serve, token tools, the device simulator and benchmarks."""
+"""``opencic``: serve, token tools, accounts, the device simulator and benchmarks."""
 
 from __future__ import annotations
 
@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_token(sub)
+    from . import accounts
+
+    accounts.add_parsers(sub)
     try:
         from . import device
     except ImportError:  # the simulator's optional pieces are missing

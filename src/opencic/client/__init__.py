@@ -15,6 +15,7 @@ workers), :mod:`.exchange` / :mod:`.downchannel` (one event request / one downch
 stream), :mod:`.sdk` (the client), :mod:`.speech` (optional Speak playback reports).
 """
 
+from .audio import pcm_source, read_wav_pcm, wav_source
 from .backoff import Backoff
 from .connection import HTTP2Connection, make_ssl_context
 from .errors import (
@@ -57,4 +58,7 @@ __all__ = [
     "build_user_agent",
     "default_context",
     "make_ssl_context",
+    "pcm_source",
+    "read_wav_pcm",
+    "wav_source",
 ]

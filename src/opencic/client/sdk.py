@@ -23,12 +23,15 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from opencic.protocol.ids import new_id
 from opencic.protocol.messages import ContextObject, Event
 
+from .audio import wav_source
+from .auth import TokenRefresher
 from .backoff import Backoff
 from .connection import HTTP2Connection, ResponseHead, make_ssl_context
 from .dispatch import Dispatcher, Handler
@@ -60,7 +63,8 @@ class CICClient:
     """An async CIC device client (one HTTP/2 connection, one downchannel).
 
     ``server``: ``https://host:port`` (TLS, ALPN h2) or ``http://host:port`` (h2c).
-    ``token``: the bearer token, or a callable returning the current one.
+    ``token``: the bearer token, or a callable returning the current one, or a
+    :class:`~opencic.client.auth.TokenManager` (refreshed before expiry and on 401).
     ``cafile``/``insecure``/``ssl_context``: TLS trust (self-signed dev certs).
     ``context_provider``: returns the context objects for each event (B-EV-07).
     ``ping_interval``/``ping_timeout``: keep-alive (B-KA-01); ``keepalive="get"`` uses
@@ -103,6 +107,7 @@ class CICClient:
             self._ssl = ssl_context or make_ssl_context(cafile=cafile, insecure=insecure)
         self._server_hostname = server_hostname
         self._token = token
+        self._auth = token if isinstance(token, TokenRefresher) else None
         self.user_agent = user_agent
         self._context_provider = context_provider
         self.ping_interval = ping_interval
@@ -253,6 +258,24 @@ class CICClient:
         event = self.create_event("SpeechRecognizer", "Recognize", body, dialog_request_id=dialog)
         return await self.send_event(event, audio)
 
+    async def recognize_wav(
+        self,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        lang: str = "en",
+        dialog_request_id: str | None = None,
+        **payload: Any,
+    ) -> EventResponse:
+        """Speak a WAV file (any rate and channel count, converted to 16 kHz L16 mono) as
+        a device would: 200 ms parts in real time (``speed`` times faster; ``0``: no
+        pacing), until StopCapture (B-SR-02) or the end of the file. Returns the answer.
+        """
+        return await self.recognize_speech(
+            wav_source(path, speed=speed), lang=lang, dialog_request_id=dialog_request_id,
+            **payload,
+        )
+
     async def send_event(
         self,
         event: Event,
@@ -293,7 +316,16 @@ class CICClient:
         try:
             async with asyncio.timeout(timeout):
                 dc = await self._wait_ready()
+                sent_with = await self._fresh_token()
                 response = await self._exchange(dc, event, replay, stop, on_head)
+                if (response.status == 401 and self._auth is not None
+                        and await self._auth.unauthorized(sent_with)):
+                    log.info("401 for %s: token refreshed, resending (B-CN-05)",
+                             event.qualified_name)
+                    if dialog is not None:
+                        settled = False
+                        dispatcher.queue.begin_dialogue(dialog)
+                    response = await self._exchange(dc, event, replay, stop, on_head)
                 if response.status == 412:
                     log.warning("412 for %s: re-establishing the downchannel and resending "
                                 "(B-EV-10)", event.qualified_name)
@@ -374,7 +406,7 @@ class CICClient:
                     self._keepalive_task.cancel()
                 self._keepalive_task = asyncio.create_task(self._keep_alive(conn))
             try:
-                dc = await self._open_downchannel(conn)
+                dc = await self._open_downchannel_authenticated(conn)
             except RequestFailed:
                 raise  # the server answered: the connection itself is fine
             except BaseException:
@@ -385,6 +417,22 @@ class CICClient:
             self._ready.set()
             log.info("downchannel established source=%s", dc.source)
             return dc
+
+    async def _fresh_token(self) -> str:
+        if self._auth is not None:
+            return await self._auth.ensure_fresh()
+        return self._token() if callable(self._token) else self._token
+
+    async def _open_downchannel_authenticated(self, conn: HTTP2Connection) -> Downchannel:
+        """B-CN-05: with a token manager, a 401 refreshes the token and tries once more."""
+        used = await self._fresh_token()
+        try:
+            return await self._open_downchannel(conn)
+        except AuthenticationFailed:
+            if self._auth is None or not await self._auth.unauthorized(used):
+                raise
+            log.info("downchannel refused (401): token refreshed, reconnecting (B-CN-05)")
+            return await self._open_downchannel(conn)
 
     async def _open_downchannel(self, conn: HTTP2Connection) -> Downchannel:
         self._sources += 1

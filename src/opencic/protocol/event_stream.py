@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import BadRequest
 from .messages import Attachment, Directive, Event, parse_directive_json, parse_event_bytes
@@ -46,7 +46,14 @@ class EventReceived:
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
+    """Bytes of an audio part as they arrive (not aligned to parts or samples).
+
+    ``part`` is the index of the multipart part they belong to (1 = the first audio
+    part), so a consumer can check each part on its own (B-AU-02: whole samples).
+    """
+
     data: bytes
+    part: int = field(default=1, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,7 @@ class EventRequestParser:
         self._json: list[bytes] | None = None  # chunks of the JSON part while it arrives
         self._json_size = 0
         self._parts = 0
+        self._part_index = 0
         self._pending: BadRequest | None = None
         self.audio_bytes = 0
 
@@ -130,6 +138,7 @@ class EventRequestParser:
 
     def _on_start(self, part: PartStarted) -> None:
         self._parts += 1
+        self._part_index = part.index
         if part.index == 0:
             if not part.is_json:
                 raise BadRequest(
@@ -146,7 +155,7 @@ class EventRequestParser:
     def _on_data(self, data: bytes, out: list[EventRequestItem]) -> None:
         if self._json is None:  # an audio part: stream it through
             self.audio_bytes += len(data)
-            out.append(AudioChunk(data))
+            out.append(AudioChunk(data, self._part_index))
             return
         self._json_size += len(data)
         if self._json_size > self.max_json_bytes:

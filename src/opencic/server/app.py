@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..assistant.core import DeviceContext
+from ..assistant.voice import VoiceTurn
 from ..logs import AccessLog
 from ..protocol.errors import (
     BadRequest,
@@ -32,8 +33,10 @@ from ..protocol.event_stream import AudioChunk, AudioEnded, EventReceived, Event
 from ..protocol.ids import new_id
 from ..protocol.messages import Directive, Event
 from ..protocol.multipart import MultipartLimits
+from ..protocol.schema import validate_directive_strict
 from ..protocol.user_agent import parse_user_agent
 from . import admin
+from .auth_api import AuthApi
 from .downchannels import Downchannel, encode_parts, frame
 from .responses import send_empty, send_error, send_json, send_multipart, start_multipart_stream
 from .services import Services
@@ -78,6 +81,7 @@ class CICApp:
         self.drain_before_early_answer = services.settings.server == "hypercorn"
         self._stopping: asyncio.Future[None] | None = None
         self.access_log = AccessLog(enabled=log.isEnabledFor(logging.INFO))
+        self.auth_api = AuthApi(services)  # /authorize, /token (auth.md)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -166,6 +170,8 @@ class CICApp:
                 await self._events(scope, receive, send, state)
             elif path == "/admin/v1/push":
                 await self._admin_push(scope, receive, send, state)
+            elif self.auth_api.handles(path):
+                await self.auth_api.handle(scope, receive, send, state)
             else:
                 raise NotFound(f"no such endpoint: {path}")
         except CICError as exc:
@@ -311,46 +317,70 @@ class CICApp:
             _header(scope, b"content-type"), self.limits, max_json_bytes=self.settings.max_json_bytes
         )
         event: Event | None = None
-        audio_bytes = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                state["drained"] = True
-                raise BadRequest("request ended before the multipart body was complete")
-            more = bool(message.get("more_body"))
-            # Before parsing: a parse error must not make _fail wait for body that
-            # will never come.
-            state["drained"] = not more
-            items = parser.feed(message.get("body", b""))
-            if not more:
-                items += parser.close()
-            for item in items:
-                if isinstance(item, EventReceived):
-                    event = item.event
-                    state["dialog"] = event.header.dialog_request_id
-                elif isinstance(item, AudioChunk):
-                    audio_bytes += len(item.data)
-                elif isinstance(item, AudioEnded):
-                    pass
-        if event is None:
-            raise BadRequest("the multipart body holds no event message")
-        if event.violations:
-            log.info(
-                "inbound event departs from its schema",
-                extra={
-                    "device": device_id,
-                    "event": event.qualified_name,
-                    "violations": [str(v) for v in event.violations[:20]],
-                },
-            )
-        reply = await self.services.assistant.handle(event, DeviceContext(device_id, _header(scope, b"user-agent")))
+        device = DeviceContext(device_id, _header(scope, b"user-agent"))
+        # A voice request is answered as its audio streams (B-SR-01, B-AU-03).
+        voice: VoiceTurn | None = None
+        try:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    state["drained"] = True
+                    raise BadRequest("request ended before the multipart body was complete")
+                more = bool(message.get("more_body"))
+                # Before parsing: a parse error must not make _fail wait for body that
+                # will never come.
+                state["drained"] = not more
+                items = parser.feed(message.get("body", b""))
+                if not more:
+                    items += parser.close()
+                for item in items:
+                    if isinstance(item, EventReceived):
+                        event = item.event
+                        state["dialog"] = event.header.dialog_request_id
+                        if event.qualified_name == "SpeechRecognizer.Recognize":
+                            voice = self.services.assistant.start_voice(event, device)
+                    elif isinstance(item, AudioChunk):
+                        if voice is not None and voice.feed(item.data, item.part):
+                            self._push_stop_capture(device_id, voice)
+                    elif isinstance(item, AudioEnded) and voice is not None:
+                        voice.end_of_audio()
+            if event is None:
+                raise BadRequest("the multipart body holds no event message")
+            if event.violations:
+                log.info(
+                    "inbound event departs from its schema",
+                    extra={
+                        "device": device_id,
+                        "event": event.qualified_name,
+                        "violations": [str(v) for v in event.violations[:20]],
+                    },
+                )
+            if voice is not None:
+                reply = await voice.reply()
+                voice.answer_sent()
+            else:
+                reply = await self.services.assistant.handle(event, device)
+        except BaseException:
+            if voice is not None:
+                voice.cancel()
+            raise
         if not reply.directives:
             state["status"] = 204
             await send_empty(send, 204)  # B-EV-03
             return
         state["status"] = 200
         await send_multipart(send, 200, reply.directives, reply.attachments)
+
+    def _push_stop_capture(self, device_id: str, voice: VoiceTurn) -> None:
+        """B-SR-01: StopCapture goes on the device's downchannel, at once, while the
+        upload may still be running; audio after it is not processed (B-AU-05)."""
+        directive = voice.stop_capture()
+        validate_directive_strict(directive)
+        if not self.services.registry.push(device_id, [directive]):
+            log.info("no downchannel for StopCapture", extra={
+                "device": device_id, "dialogRequestId": directive.dialog_request_id,
+            })
 
 
 async def _watch_disconnect(channel: Downchannel, receive: Receive) -> None:

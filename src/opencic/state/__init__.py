@@ -3,6 +3,7 @@ directives, on SQLite (default) or PostgreSQL. Start at :func:`open_store`."""
 
 from .base import (
     AlreadyExists,
+    AuthCode,
     Client,
     Device,
     DeviceState,
@@ -18,7 +19,7 @@ from .base import (
 from .store import create_store, describe, open_store
 
 __all__ = [
-    "AlreadyExists", "Client", "Device", "DeviceState", "IssuedToken", "MissingReference",
+    "AlreadyExists", "AuthCode", "Client", "Device", "DeviceState", "IssuedToken", "MissingReference",
     "PendingDirective", "SchemaVersionError", "StateError", "Store", "TokenGrant", "User",
     "create_store", "describe", "open_store",
 ]

@@ -87,6 +87,18 @@ class IssuedToken:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthCode:
+    """What a claimed authorization code (auth.md §2.1) was issued for."""
+
+    client_id: str
+    user_id: str | None  # None: a guest code (request_vu=Y)
+    device_id: str
+    model_id: str
+    guest: bool
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceState:
     device_id: str
     context: Any  # the device's latest context, as JSON-compatible values
@@ -154,9 +166,11 @@ class TokenRepository(Protocol):
         """The grant of a live token; None if unknown, revoked or expired."""
         ...
     async def refresh(self, refresh_token: str, *, ttl: float, refresh_ttl: float,
+                      client_id: str | None = None, device_id: str | None = None,
                       now: float | None = None) -> IssuedToken | None:
         """Rotation: a new pair for a live refresh token, whose old pair is revoked.
-        A refresh token works once; None if unknown, used, revoked or expired."""
+        A refresh token works once; None if unknown, used, revoked or expired, or (when
+        given) issued to another client or device."""
         ...
     async def revoke(self, token: str) -> bool:
         """Revokes the pair that ``token`` (access or refresh) belongs to."""
@@ -165,6 +179,30 @@ class TokenRepository(Protocol):
     async def purge_expired(self, *, now: float | None = None) -> int:
         """Deletes pairs that can no longer be used at all (housekeeping)."""
         ...
+
+
+class AccountTokenRepository(Protocol):
+    """Users' account tokens (what ``/authorize`` takes as ``Authorization: Bearer``)
+    and their terms agreement."""
+
+    async def issue(self, user_id: str, *, now: float | None = None) -> str: ...
+    async def lookup(self, token: str) -> User | None: ...
+    async def revoke_user(self, user_id: str) -> int: ...
+    async def terms_agreed(self, user_id: str) -> bool: ...
+    async def agree_terms(self, user_id: str, *, now: float | None = None) -> bool: ...
+
+
+class AuthCodeRepository(Protocol):
+    """Authorization codes: random, stored hashed, single use, short-lived."""
+
+    async def issue(self, *, client_id: str, user_id: str | None, device_id: str, model_id: str,
+                    ttl: float, guest: bool = False, terms_pending: bool = False,
+                    now: float | None = None) -> str: ...
+    async def claim(self, code: str, *, client_id: str, device_id: str, model_id: str,
+                    now: float | None = None) -> AuthCode | None: ...
+    async def pending_user(self, code: str, *, now: float | None = None) -> str | None: ...
+    async def release(self, code: str, *, now: float | None = None) -> bool: ...
+    async def discard(self, code: str) -> bool: ...
 
 
 class SettingsRepository(Protocol):
@@ -215,6 +253,10 @@ class Store(Protocol):
     def devices(self) -> DeviceRepository: ...
     @property
     def tokens(self) -> TokenRepository: ...
+    @property
+    def account_tokens(self) -> AccountTokenRepository: ...
+    @property
+    def auth_codes(self) -> AuthCodeRepository: ...
     @property
     def settings(self) -> SettingsRepository: ...
     @property

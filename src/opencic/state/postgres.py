@@ -87,6 +87,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pending_device ON pending_directives(device_id, seq);
     """,
+    # 2: the auth API (SQLite migration 3): users' account tokens, authorization codes, terms agreement.
+    """
+    ALTER TABLE users ADD COLUMN terms_agreed_at DOUBLE PRECISION;
+    CREATE TABLE account_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX account_tokens_user ON account_tokens(user_id);
+    CREATE TABLE auth_codes (
+        code_hash     TEXT PRIMARY KEY,
+        client_id     TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+        user_id       TEXT REFERENCES users(user_id) ON DELETE CASCADE,
+        device_id     TEXT NOT NULL,
+        model_id      TEXT NOT NULL,
+        guest         BOOLEAN NOT NULL DEFAULT FALSE,
+        terms_pending BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at    DOUBLE PRECISION NOT NULL,
+        expires_at    DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX auth_codes_expiry ON auth_codes(expires_at);
+    """,
 )
 
 

@@ -107,6 +107,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pending_device ON pending_directives(device_id, seq);
     """,
+    # 3: the auth API: users' account tokens, authorization codes, terms agreement.
+    """
+    ALTER TABLE users ADD COLUMN terms_agreed_at REAL;
+    CREATE TABLE account_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX account_tokens_user ON account_tokens(user_id);
+    CREATE TABLE auth_codes (
+        code_hash     TEXT PRIMARY KEY,
+        client_id     TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+        user_id       TEXT REFERENCES users(user_id) ON DELETE CASCADE,
+        device_id     TEXT NOT NULL,
+        model_id      TEXT NOT NULL,
+        guest         INTEGER NOT NULL DEFAULT 0,
+        terms_pending INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL,
+        expires_at    REAL NOT NULL
+    );
+    CREATE INDEX auth_codes_expiry ON auth_codes(expires_at);
+    """,
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
+from .accounts import SqlAccountTokens, SqlAuthCodes
 from .driver import Driver
 from .repositories import (
     SqlClients,
@@ -71,6 +72,8 @@ class SqlStore:
         self.clients = SqlClients(driver)
         self.devices = SqlDevices(driver)
         self.tokens = SqlTokens(driver)
+        self.account_tokens = SqlAccountTokens(driver)
+        self.auth_codes = SqlAuthCodes(driver)
         self.settings = SqlSettings(driver)
         self.device_state = SqlDeviceState(driver)
         self.pending = SqlPendingDirectives(driver)

@@ -88,15 +88,24 @@ class SqlTokens:
         return TokenGrant(str(row[0]), row[1], row[2], float(row[3]), bool(row[4]))
 
     async def refresh(self, refresh_token: str, *, ttl: float, refresh_ttl: float,
+                      client_id: str | None = None, device_id: str | None = None,
                       now: float | None = None) -> IssuedToken | None:
         if not _usable(refresh_token):
             return None
         at = now_or(now)
+        # Optional conditions (the auth API passes the caller's client and device): a
+        # refresh token presented by someone else is left untouched.
+        where, args = "", list[str]()
+        if client_id is not None:
+            where, args = where + " AND client_id = ?", [*args, client_id]
+        if device_id is not None:
+            where, args = where + " AND device_id = ?", [*args, device_id]
         async with self._db.transaction() as tx:
             row = await tx.fetchrow(
                 "UPDATE tokens SET revoked = TRUE WHERE refresh_hash = ? AND NOT revoked"
-                " AND refresh_expires_at > ? RETURNING device_id, user_id, client_id, guest",
-                token_hash(refresh_token), at,
+                f" AND refresh_expires_at > ?{where}"
+                " RETURNING device_id, user_id, client_id, guest",
+                token_hash(refresh_token), at, *args,
             )
             if row is None:
                 return None
