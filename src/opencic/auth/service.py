@@ -77,17 +77,11 @@ class AuthService:
     async def authorize(self, params: Params, authorization: str | None,
                         terms_url: Callable[[str], str]) -> AuthResult:
         """auth.md §2.1. ``terms_url(code)``: the absolute URL of the terms page."""
-        client_id, device_id, model_id, response_type, state = _required(
-            params, "client_id", "device_id", "model_id", "response_type", "state")
-        if response_type != "code":
-            raise _bad("response_type must be 'code'", "unsupported_response_type")
-        _identifier("device_id", device_id)
-        _identifier("model_id", model_id)
+        client_id, device_id, model_id, state = await self.check_request(
+            params, require_response_type=True)
         request_vu = params.get("request_vu", "N") or "N"
         if request_vu not in ("Y", "N"):
             raise _bad("request_vu must be 'Y' or 'N'")
-        if not valid_identifier(client_id) or await self.store.clients.get(client_id) is None:
-            raise _bad("unknown client_id", "invalid_client")
         user: User | None = None
         if authorization is not None:
             # An account token, when sent, is always checked (and wins over request_vu).
@@ -102,6 +96,28 @@ class AuthService:
         else:
             raise AuthError(403, "access_denied", "missing 'Authorization: Bearer <account "
                             "token>' (or request_vu=Y for a guest code)")
+        return await self.issue_code(user, client_id, device_id, model_id, state, terms_url)
+
+    async def check_request(self, params: Params, *, require_response_type: bool = False
+                            ) -> tuple[str, str, str, str]:
+        """The parameters ``/authorize`` and the login page share, checked:
+        ``(client_id, device_id, model_id, state)``; AuthError 400 otherwise."""
+        names = ["client_id", "device_id", "model_id", "state"]
+        if require_response_type:
+            names.append("response_type")
+        client_id, device_id, model_id, state, *rest = _required(params, *names)
+        if rest and rest[0] != "code":
+            raise _bad("response_type must be 'code'", "unsupported_response_type")
+        _identifier("device_id", device_id)
+        _identifier("model_id", model_id)
+        if not valid_identifier(client_id) or await self.store.clients.get(client_id) is None:
+            raise _bad("unknown client_id", "invalid_client")
+        return client_id, device_id, model_id, state
+
+    async def issue_code(self, user: User | None, client_id: str, device_id: str, model_id: str,
+                         state: str, terms_url: Callable[[str], str]) -> AuthResult:
+        """A code for ``user`` (None: a guest code), as ``/authorize`` issues it: 200, or
+        451 with the terms page while the user has not agreed (``auth_require_terms``)."""
         pending = (user is not None and self.settings.auth_require_terms
                    and not await self.store.account_tokens.terms_agreed(user.user_id))
         code = await self.store.auth_codes.issue(

@@ -28,8 +28,16 @@ def add_parsers(sub: Sub[argparse.ArgumentParser]) -> None:
     usub = u.add_subparsers(dest="user_command", required=True)
     p = usub.add_parser("add", help="add a user; prints their account token as the last line")
     p.add_argument("name")
+    p.add_argument("--password", action="store_true",
+                   help="also set a password for the login page (asked for on a terminal, "
+                        "else read as the first line of stdin)")
     _store_args(p)
     p.set_defaults(func=_user_add)
+    p = usub.add_parser("password", help="set or change a user's login-page password "
+                        "(asked for on a terminal, else read as the first line of stdin)")
+    p.add_argument("name")
+    _store_args(p)
+    p.set_defaults(func=_user_password)
     p = usub.add_parser("token", help="issue another account token for a user (printed)")
     p.add_argument("name")
     _store_args(p)
@@ -80,16 +88,46 @@ def _when(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
+MAX_PASSWORD_LENGTH = 1024  # what the login page accepts
+
+
+def _read_password(name: str) -> str | None:
+    """From the terminal (twice, not echoed) or the first line of stdin; None after
+    printing why when it is unusable."""
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            _fail("the passwords differ")
+            return None
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _fail("the password must not be empty")
+        return None
+    if len(password) > MAX_PASSWORD_LENGTH:
+        _fail(f"the password must be at most {MAX_PASSWORD_LENGTH} characters")
+        return None
+    return password
+
+
 def _user_add(args: argparse.Namespace) -> int:
     from ..state import AlreadyExists
     from ..state.repositories import valid_identifier
 
     if not valid_identifier(args.name):
         return _fail("a user name must be 1-128 printable characters without surrounding spaces")
+    password = None
+    if args.password:
+        password = _read_password(args.name)
+        if password is None:
+            return 1
 
     async def add(store: Store) -> str | None:
         try:
-            user = await store.users.add(args.name)
+            # Hashed with salted scrypt in a thread (state/hashing.py).
+            user = await store.users.add(args.name, password)
         except AlreadyExists:
             return None
         return await store.account_tokens.issue(user.user_id)
@@ -100,6 +138,24 @@ def _user_add(args: argparse.Namespace) -> int:
     print(f"user {args.name}: account token (for 'Authorization: Bearer' on /authorize):",
           file=sys.stderr)
     print(token)
+    return 0
+
+
+def _user_password(args: argparse.Namespace) -> int:
+    password = _read_password(args.name)
+    if password is None:
+        return 1
+
+    async def set_password(store: Store) -> bool:
+        user = await store.users.get_by_name(args.name)
+        return user is not None and await store.users.set_password(user.user_id, password)
+
+    done = _with_store(args, set_password)
+    if done is None:
+        return 1
+    if not done:
+        return _fail(f"no such user {args.name!r}")
+    print(f"user {args.name}: password set", file=sys.stderr)
     return 0
 
 

@@ -1,5 +1,7 @@
 """The auth API over HTTP (auth.md), on the CIC port: ``<prefix>/authorize``,
-``<prefix>/token`` and ``<prefix>/terms`` (the page a 451's ``redirect_uri`` opens).
+``<prefix>/token``, ``<prefix>/terms`` (the page a 451's ``redirect_uri`` opens) and
+``<prefix>/login`` (the companion-app sign-in page for headless devices, in
+:mod:`opencic.server.login_page`).
 
 ``prefix`` is the ``auth_path_prefix`` setting (default ``/auth/v1``): the contract
 leaves the auth base URI to the deployment (ambiguity #36). Every endpoint takes GET
@@ -23,6 +25,7 @@ from typing import Any
 from ..auth.service import AuthError, AuthService
 from ..protocol.ids import new_id
 from .downchannels import DownchannelRateLimiter
+from .login_page import LoginPage, message_page
 from .services import Services
 
 log = logging.getLogger("opencic.server")
@@ -69,11 +72,14 @@ class AuthApi:
         self.authorize_path = f"{prefix}/authorize"
         self.token_path = f"{prefix}/token"
         self.terms_path = f"{prefix}/terms"
-        self.paths = {self.authorize_path, self.token_path, self.terms_path}
+        self.login_path = f"{prefix}/login"
+        self.paths = {self.authorize_path, self.token_path, self.terms_path, self.login_path}
         self.rate_limiter = DownchannelRateLimiter(settings.auth_token_max_requests,
                                                    settings.auth_token_window_seconds)
         self.service = AuthService(services.store, settings, on_revoke=self._revoked,
                                    on_rotate=self._rotated)
+        self.login = LoginPage(self.service, self.login_path, settings.data_dir,
+                               secure=settings.scheme == "https", terms_url=self._terms_url)
 
     def handles(self, path: str) -> bool:
         return path in self.paths
@@ -96,6 +102,9 @@ class AuthApi:
     async def handle(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
         path = scope.get("path", "")
         state["drained"] = True  # we always read the whole (bounded) body ourselves
+        if path == self.login_path:
+            await self._login(scope, receive, send, state)
+            return
         try:
             params = await self._params(scope, receive)
             if params.get("device_id"):
@@ -125,6 +134,23 @@ class AuthApi:
             return
         state["status"] = result.status
         await _send_json(send, result.status, result.body)
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send,
+                     state: dict[str, Any]) -> None:
+        """The login page answers in HTML, with its own security headers, even when
+        the request itself is broken."""
+        try:
+            params = await self._params(scope, receive)
+            await self.login.handle(scope, send, params, state)
+        except AuthError as exc:
+            await self.login.answer(send, state, exc.status, message_page(
+                "Cannot sign in", exc.description))
+        except Exception:
+            trace = new_id()
+            log.exception("login page internal error", extra={"trace": trace,
+                                                             "path": self.login_path})
+            await self.login.answer(send, state, 500, message_page(
+                "Cannot sign in", f"Internal error (trace {trace}). Try again later."))
 
     async def _params(self, scope: Scope, receive: Receive) -> dict[str, str]:
         method = scope.get("method", "GET")
