@@ -4,6 +4,8 @@ Routing is by the event's ``Namespace.Name`` in a single table (``Assistant._rou
 an event nobody handles gets an empty reply, which the server answers with 204
 (B-EV-03). A text request goes: understand (hassil templates) -> capability (pure
 function) -> render (TTS to MP3, directives stamped with the event's dialogRequestId).
+A request that lacks something is answered with a question and
+SpeechRecognizer.ExpectSpeech; the follow-up (``speechId``) completes it (``dialogue``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any, Protocol
 
 from ..protocol.errors import BadRequest
 from ..protocol.messages import Event
-from .capabilities import CAPABILITIES, FIXED_PHRASES
+from .capabilities import CAPABILITIES, FIXED_PHRASES, QUESTIONS
+from .dialogue import DialogueState, PendingQuestion, expect_speech
 from .reply import Reply, render_text, speak, with_dialog_request_id
-from .turn import Capability, Clock, DeviceContext, IntentResponse, system_clock
+from .turn import Capability, Clock, DeviceContext, IntentResponse, QuestionFor, system_clock
 from .understanding import FALLBACK, IntentRecognizer, IntentResult
 from .voice import DIDNT_HEAR, SpeechInput, VoiceTurn, recognize_language
 
@@ -47,6 +50,8 @@ class Assistant:
         intents: IntentRecognizer | None = None,
         capabilities: Mapping[str, Capability] | None = None,
         speech_input: SpeechInput | None = None,
+        questions: Mapping[str, QuestionFor] | None = None,
+        dialogue: DialogueState | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.clock = clock
@@ -54,6 +59,11 @@ class Assistant:
         self.capabilities: Mapping[str, Capability] = (
             capabilities if capabilities is not None else CAPABILITIES
         )
+        self.questions: Mapping[str, QuestionFor] = (
+            questions if questions is not None else QUESTIONS
+        )
+        # Questions awaiting their follow-up (SpeechRecognizer.ExpectSpeech), per device.
+        self.dialogue = dialogue if dialogue is not None else DialogueState()
         # Voice requests stream: they go through start_voice(), not handle().
         self.speech_input = speech_input
         self._routes: dict[str, EventHandler] = {
@@ -83,8 +93,40 @@ class Assistant:
         language = recognize_language(event.payload, engines.recognizer.languages)
         return VoiceTurn(self, engines, event, device, language)
 
-    def understand(self, text: str) -> IntentResult:
-        return self.intents.recognize(text)
+    def understand(self, text: str, pending: PendingQuestion | None = None) -> IntentResult:
+        """The intent of ``text``; with ``pending``, an answer to it completes its intent."""
+        if pending is None:
+            return self.intents.recognize(text)
+        intent = self.intents.recognize(text, pending.context)
+        return pending.complete(intent) if pending.answers(intent) else intent
+
+    def answer(self, text: str, event: Event, device: DeviceContext) -> IntentResponse:
+        """What to answer to a Recognize (text or voice) saying ``text``.
+
+        A follow-up carries ``speechId`` (B-SR-06): when it is the device's pending
+        question, ``text`` may be just the answer ("five"). An unknown or expired
+        ``speechId`` is a fresh request. Any Recognize ends the pending question. When
+        the intent lacks something, the answer is a question + ExpectSpeech (B-SR-05).
+        """
+        dialog = event.header.dialog_request_id
+        pending = self.dialogue.take(device.device_id, _speech_id(event.payload))
+        intent = self.understand(text, pending)
+        _LOGGER.debug(
+            "understood",
+            extra={
+                "intent": intent.name,
+                "slots": dict(intent.slots),
+                "device": device.device_id,
+                "dialogRequestId": dialog,
+                "speechId": pending.speech_id if pending is not None else None,
+            },
+        )
+        ask = self.questions.get(intent.name)
+        question = ask(intent, event) if ask is not None else None
+        if question is None:
+            return self.respond(intent, event, device)
+        asked = self.dialogue.ask(device.device_id, intent, question, dialog)
+        return IntentResponse(question.speech, question.speech, (expect_speech(asked),))
 
     def respond(self, intent: IntentResult, event: Event, device: DeviceContext) -> IntentResponse:
         """Run the capability for ``intent``; a failing capability answers with an apology.
@@ -132,18 +174,7 @@ class Assistant:
     # ------------------------------------------------------------------ handlers
 
     async def _on_text_recognize(self, event: Event, device: DeviceContext) -> Reply:
-        text = _text(event.payload)
-        intent = self.understand(text)
-        _LOGGER.debug(
-            "understood",
-            extra={
-                "intent": intent.name,
-                "slots": dict(intent.slots),
-                "device": device.device_id,
-                "dialogRequestId": event.header.dialog_request_id,
-            },
-        )
-        response = self.respond(intent, event, device)
+        response = self.answer(_text(event.payload), event, device)
         return await self.render(response, event.header.dialog_request_id)
 
     async def _on_speech_request(self, event: Event, device: DeviceContext) -> Reply:
@@ -174,3 +205,8 @@ class Assistant:
 def _text(payload: dict[str, Any]) -> str:
     text = payload.get("text")
     return text if isinstance(text, str) else ""
+
+
+def _speech_id(payload: dict[str, Any]) -> str | None:
+    speech_id = payload.get("speechId")
+    return speech_id if isinstance(speech_id, str) and speech_id else None

@@ -61,7 +61,33 @@ class IntentResponse:
         return self.speech is None and self.display is None and not self.directives
 
 
+# ExpectSpeech.timeoutInMilliseconds: how long the device waits for the user to speak.
+DEFAULT_ANSWER_TIMEOUT_MS = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A request lacks something: what to ask, and the answer it expects.
+
+    Returned by a capability's question function (``capabilities.QUESTIONS``); the core
+    speaks ``speech`` with SpeechRecognizer.ExpectSpeech (``explicit``,
+    ``timeout_ms``). ``expecting`` names the answer intent (e.g. ``AnswerLevel``) whose
+    templates the follow-up is matched against; its slots complete the original intent.
+    """
+
+    speech: str
+    expecting: str
+    explicit: bool = True
+    timeout_ms: int = DEFAULT_ANSWER_TIMEOUT_MS
+
+
 class Capability(Protocol):
     def __call__(
         self, intent: IntentResult, event: Event, device: DeviceContext, clock: Clock
     ) -> IntentResponse: ...
+
+
+class QuestionFor(Protocol):
+    """Before a capability runs: the :class:`Question` to ask first, or None."""
+
+    def __call__(self, intent: IntentResult, event: Event) -> Question | None: ...

@@ -19,7 +19,7 @@ from hassil import Intents, recognize_best
 
 FALLBACK = "Fallback"
 
-# Every intent our templates may produce; capabilities/__init__.py maps each to a handler.
+# Every intent a request may start with; capabilities/__init__.py maps each to a handler.
 INTENT_NAMES = (
     "GetTime",
     "GetDate",
@@ -31,6 +31,12 @@ INTENT_NAMES = (
     "Mute",
     "Unmute",
 )
+
+# Answers to a question (SpeechRecognizer.ExpectSpeech), never requests on their own:
+# their templates match only under ``requires_context: {expecting: <name>}``, and their
+# slots complete the intent that asked (dialogue.PendingQuestion.complete).
+ANSWER_CONTEXT_KEY = "expecting"
+ANSWER_INTENT_NAMES = ("AnswerLevel",)
 
 # Longer inputs are not commands we could understand; matching them would only cost time.
 MAX_TEXT_LENGTH = 300
@@ -86,7 +92,9 @@ class IntentRecognizer:
     def __init__(self, intents: Intents | None = None, *, language: str = "en") -> None:
         self.intents = intents if intents is not None else load_intents(language)
         self.language = self.intents.language
-        self._cache: OrderedDict[str, tuple[str, Mapping[str, Any]]] = OrderedDict()
+        self._cache: OrderedDict[
+            tuple[str, tuple[tuple[str, str], ...]], tuple[str, Mapping[str, Any]]
+        ] = OrderedDict()
         self._precompile()
 
     @classmethod
@@ -96,19 +104,35 @@ class IntentRecognizer:
 
     @property
     def intent_names(self) -> frozenset[str]:
-        return frozenset(self.intents.intents)
+        """Intents a request can start with (answer intents excluded)."""
+        return frozenset(self.intents.intents) - self.answer_intent_names
 
-    def recognize(self, text: str) -> IntentResult:
-        """The best-matching intent, or ``Fallback`` when nothing matches."""
+    @property
+    def answer_intent_names(self) -> frozenset[str]:
+        """Intents whose every template requires an ``expecting`` context: answers only."""
+        return frozenset(
+            name
+            for name, intent in self.intents.intents.items()
+            if intent.data
+            and all(ANSWER_CONTEXT_KEY in data.requires_context for data in intent.data)
+        )
+
+    def recognize(self, text: str, context: Mapping[str, str] | None = None) -> IntentResult:
+        """The best-matching intent, or ``Fallback`` when nothing matches.
+
+        ``context`` is hassil's intent context: ``{"expecting": "AnswerLevel"}`` lets the
+        answer templates of a pending question match as well as every request.
+        """
         cleaned = " ".join(text.split())
         if not cleaned or len(cleaned) > MAX_TEXT_LENGTH:
             return IntentResult(FALLBACK, text=text)
         # Matching costs ~0.1 ms and depends only on the text and the templates, while
         # devices repeat the same few requests: remember recent answers.
-        key = cleaned
+        context_key = tuple(sorted(context.items())) if context else ()
+        key = (cleaned, context_key)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._match(cleaned)
+            cached = self._match(cleaned, dict(context) if context else None)
             self._cache[key] = cached
             if len(self._cache) > RECOGNITION_CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -116,8 +140,12 @@ class IntentRecognizer:
             self._cache.move_to_end(key)
         return IntentResult(cached[0], cached[1], text)
 
-    def _match(self, cleaned: str) -> tuple[str, Mapping[str, Any]]:
-        result = recognize_best(cleaned, self.intents, language=self.language)
+    def _match(
+        self, cleaned: str, context: dict[str, Any] | None = None
+    ) -> tuple[str, Mapping[str, Any]]:
+        result = recognize_best(
+            cleaned, self.intents, language=self.language, intent_context=context
+        )
         if result is None:
             return FALLBACK, MappingProxyType({})
         slots = {name: _plain(entity.value) for name, entity in result.entities.items()}

@@ -297,17 +297,9 @@ class VoiceTurn:
             if not text:
                 response = IntentResponse.say(DIDNT_HEAR)
             else:
-                intent = self.assistant.understand(text)
-                _LOGGER.debug(
-                    "understood speech",
-                    extra={
-                        "text": text,
-                        "intent": intent.name,
-                        "device": self.device.device_id,
-                        "dialogRequestId": dialog,
-                    },
-                )
-                response = self.assistant.respond(intent, self.event, self.device)
+                # Understood as a text request: a follow-up (speechId) continues its
+                # dialogue, a lacking request asks (ExpectSpeech).
+                response = self.assistant.answer(text, self.event, self.device)
         reply = await self.assistant.render(response, dialog)
         self.timings.reply_ready_at = time.perf_counter()
         return reply

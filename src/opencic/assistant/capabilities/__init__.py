@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ..turn import Capability
+from ..turn import Capability, QuestionFor
 from ..understanding import FALLBACK
 from . import fallback, greeting, volume
 from . import help as help_capability
@@ -30,6 +30,14 @@ CAPABILITIES: Mapping[str, Capability] = MappingProxyType(
     }
 )
 
+# Asked before the capability runs when the request lacks something (multi-turn: the
+# answer comes back as the follow-up to SpeechRecognizer.ExpectSpeech, see ..dialogue).
+QUESTIONS: Mapping[str, QuestionFor] = MappingProxyType(
+    {
+        "VolumeSet": volume.ask_level,
+    }
+)
+
 # Answers that never change: worth synthesising at start-up so they are cache hits.
 FIXED_PHRASES: tuple[str, ...] = (
     *greeting.PHRASES,
@@ -38,4 +46,4 @@ FIXED_PHRASES: tuple[str, ...] = (
     *volume.PHRASES,
 )
 
-__all__ = ["CAPABILITIES", "FIXED_PHRASES"]
+__all__ = ["CAPABILITIES", "FIXED_PHRASES", "QUESTIONS"]

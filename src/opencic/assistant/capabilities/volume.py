@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...protocol.messages import Directive, Event
-from ..turn import Clock, DeviceContext, IntentResponse
+from ..turn import Clock, DeviceContext, IntentResponse, Question
 from ..understanding import IntentResult
 
 TARGET = "volume"
@@ -43,6 +43,8 @@ CANNOT = "Sorry, I can't change the volume on this device."
 AT_MAXIMUM = "The volume is already at the maximum."
 AT_MINIMUM = "The volume is already at the minimum."
 NO_LEVEL = "Sorry, I didn't catch the volume level."
+ASK_LEVEL = "What volume level would you like?"
+LEVEL_ANSWER = "AnswerLevel"  # the answer templates in sentences/<lang>.yaml
 
 
 def _number(value: Any) -> float | None:
@@ -179,6 +181,17 @@ def volume_set(
     return IntentResponse.act(_control("SetValue", format_level(level)))
 
 
+def ask_level(intent: IntentResult, event: Event) -> Question | None:
+    """"Set the volume" without a level: ask for it (multi-turn, SpeechRecognizer.
+    ExpectSpeech), unless the device cannot set its volume (the capability then says so
+    at once rather than after a pointless question)."""
+    if intent.slot("level") is not None:
+        return None
+    if not volume_info(event).supports("SetValue"):
+        return None
+    return Question(ASK_LEVEL, LEVEL_ANSWER)
+
+
 def mute(intent: IntentResult, event: Event, device: DeviceContext, clock: Clock) -> IntentResponse:
     # Sent even when VolumeState says muted already: idempotent, and the device's own
     # acknowledgement tells the user it is muted.
@@ -191,4 +204,4 @@ def unmute(
     return IntentResponse.act(Directive.create("PlaybackController", "Unmute"))
 
 
-PHRASES = (CANNOT, AT_MAXIMUM, AT_MINIMUM, NO_LEVEL)
+PHRASES = (CANNOT, AT_MAXIMUM, AT_MINIMUM, NO_LEVEL, ASK_LEVEL)
