@@ -24,7 +24,7 @@ from support.cic import (
     read_parts,
 )
 from support.rawh2 import RawH2
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, kill_server, start_server, stop_server
 
 
 def run(coro: Awaitable[Any]) -> Any:
@@ -139,8 +139,7 @@ def test_restart_keeps_devices_and_tokens(backend: str, tmp_path: Path,
     try:
         token = server.create_token(dev)
     finally:
-        server.process.kill()
-        server.process.wait(10)
+        kill_server(server)
     server = start_server(tmp_path, env=env, port=server.port)
     try:
         async def go() -> None:

@@ -7,7 +7,9 @@ Import from here (``from support.server import start_server``), never from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -100,7 +102,10 @@ def start_server(data_dir: Path, *, tls: bool = False, server: str = "granian",
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCIC_")}
     full_env.update(env or {})
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
+        # Its own process group: granian's worker is a child process, and a test that
+        # kills the server must kill it too (an orphaned worker keeps the port).
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env,
+                                start_new_session=True)
     handle = ServerHandle(f"{'https' if tls else 'http'}://127.0.0.1:{port}", "127.0.0.1", port,
                           data_dir, proc, log_path, tls, env or {})
     deadline = time.monotonic() + timeout
@@ -135,5 +140,17 @@ def stop_server(handle: ServerHandle) -> None:
         try:
             handle.process.wait(15)
         except subprocess.TimeoutExpired:
-            handle.process.kill()
-            handle.process.wait(5)
+            kill_server(handle)
+    _kill_group(handle)  # nothing of the server may outlive the test
+
+
+def kill_server(handle: ServerHandle) -> None:
+    """SIGKILL the server and its worker at once, as a crash or power cut would."""
+    _kill_group(handle)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        handle.process.wait(10)
+
+
+def _kill_group(handle: ServerHandle) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(handle.process.pid, signal.SIGKILL)
