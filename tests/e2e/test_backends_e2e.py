@@ -47,18 +47,19 @@ async def ask_time(client: RawH2, token: str) -> list[str]:
     return [p.qualified_name for p in json_parts]
 
 
+async def answered_on_new_connection(server: ServerHandle, token: str) -> None:
+    """A fresh connection opens a downchannel with ``token``; "what time is it" is answered."""
+    client = await server.connect()
+    try:
+        await open_downchannel(client, token)
+        assert await ask_time(client, token) == ["SpeechSynthesizer.Speak", "Clova.RenderText"]
+    finally:
+        await client.close()
+
+
 def test_text_round_trip(backend_server: ServerHandle) -> None:
     """A token from the back end's store opens a downchannel; a text request is answered."""
-    token = backend_server.create_token(device())
-
-    async def go() -> None:
-        client = await backend_server.connect()
-        try:
-            await open_downchannel(client, token)
-            assert await ask_time(client, token) == ["SpeechSynthesizer.Speak", "Clova.RenderText"]
-        finally:
-            await client.close()
-    run(go())
+    run(answered_on_new_connection(backend_server, backend_server.create_token(device())))
 
 
 def test_revoked_and_expired_tokens_get_401(backend_server: ServerHandle) -> None:
@@ -142,14 +143,7 @@ def test_restart_keeps_devices_and_tokens(backend: str, tmp_path: Path,
         kill_server(server)
     server = start_server(tmp_path, env=env, port=server.port)
     try:
-        async def go() -> None:
-            client = await server.connect()
-            try:
-                await open_downchannel(client, token)
-                assert await ask_time(client, token) == ["SpeechSynthesizer.Speak", "Clova.RenderText"]
-            finally:
-                await client.close()
-        run(go())
+        run(answered_on_new_connection(server, token))
 
         async def owner(store: Any) -> Any:
             return await store.devices.get(dev)
