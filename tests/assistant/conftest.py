@@ -6,21 +6,15 @@ Real engines throughout (Piper, LAME, hassil); loading the voice once keeps the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import pytest
+from support.clock import FIXED_NOW, SERVER_ZONE, fixed_clock
 
 from opencic.assistant import Assistant, IntentRecognizer
 from opencic.speech import PiperTextToSpeech, SpeechSynthesizer
 
-# Server local zone of the fixed clock: UTC+1, so tests never depend on the host's TZ.
-SERVER_ZONE = timezone(timedelta(hours=1))
-# 2026-11-23 23:42 at the server is 22:42 UTC.
-FIXED_NOW = datetime(2026, 11, 23, 23, 42, 5, tzinfo=SERVER_ZONE)
-
-
-def fixed_clock() -> datetime:
-    return FIXED_NOW
+__all__ = ["FIXED_NOW", "SERVER_ZONE", "fixed_clock"]
 
 
 @pytest.fixture(scope="session")

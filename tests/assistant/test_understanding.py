@@ -123,10 +123,28 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("unmute the speaker", "Unmute", {}),
     ("turn the sound back on", "Unmute", {}),
     ("turn on the sound", "Unmute", {}),
+    # Alarms and timers (capabilities/alerts.py)
+    ("set an alarm for 7", "SetAlarm", {"hour": 7}),
+    ("set an alarm for 7:30 am", "SetAlarm", {"hour": 7, "minute": 30, "meridiem": "am"}),
+    ("Set an alarm for 6.45 p.m.", "SetAlarm", {"hour": 6, "minute": 45, "meridiem": "p.m."}),
+    ("wake me up at 6 o'clock in the morning", "SetAlarm", {"hour": 6, "meridiem": "am"}),
+    ("set an alarm", "SetAlarm", {}),
+    ("set a timer for 5 minutes", "SetTimer", {"duration": 5, "unit": "minute"}),
+    ("set a 10 second timer", "SetTimer", {"duration": 10, "unit": "second"}),
+    ("set a timer", "SetTimer", {}),
+    ("stop the alarm", "StopAlert", {"kind": "ALARM"}),
+    # Clock times as Whisper writes them ("seven thirty" -> "730.").
+    ("Set an alarm for 730.", "SetAlarm", {"hour": 7, "minute": 30}),
+    ("Set in alarm for 7.30.", "SetAlarm", {"hour": 7, "minute": 30}),
+    ("set an alarm for 9.15pm", "SetAlarm", {"hour": 9, "minute": 15, "meridiem": "pm"}),
+    ("wake me up at 7am.", "SetAlarm", {"hour": 7, "meridiem": "am"}),
+    ("set the volume to 100", "VolumeSet", {"level": 100, "unit": "step"}),
+    ("cancel all my timers", "CancelAlerts", {"kind": "TIMER"}),
+    ("what alarms do I have", "ListAlerts", {"kind": "ALARM"}),
     # Nothing we can do
     ("what's the weather", FALLBACK, {}),
     ("play some music", FALLBACK, {}),
-    ("set an alarm for 7", FALLBACK, {}),
+    ("set an alarm for 25", FALLBACK, {}),
     ("banana", FALLBACK, {}),
     ("set the volume to 500", FALLBACK, {}),
     ("", FALLBACK, {}),
@@ -192,3 +210,12 @@ def test_matching_is_fast(recognizer: IntentRecognizer) -> None:
         f"over {len(timings)} utterances"
     )
     assert median_ms < 5.0
+
+
+@pytest.mark.parametrize(("text", "slots"), [
+    ("730.", {"hour": 7, "minute": 30}), ("645 pm", {"hour": 6, "minute": 45, "meridiem": "pm"}),
+    ("At 7am.", {"hour": 7, "meridiem": "am"}), ("8 pm.", {"hour": 8, "meridiem": "pm"}),
+])
+def test_spoken_answer_times(recognizer: IntentRecognizer, text: str, slots: dict[str, Any]) -> None:
+    result = recognizer.recognize(text, {"expecting": "AnswerTime"})
+    assert (result.name, dict(result.slots)) == ("AnswerTime", slots)

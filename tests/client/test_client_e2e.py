@@ -222,6 +222,18 @@ def test_cli_interactive_piped_and_token_from_data_dir(server: Any, tmp_path: Pa
     assert (tmp_path / "speak-2.mp3").exists()
 
 
+def test_cli_sets_a_timer_like_a_device(server: Any, tmp_path: Path) -> None:
+    """The simulator answers SetAlert itself (B-AL-02), so the confirmation follows."""
+    proc = _device_cli("--server", server.url, "--token", server.create_token(device_id()),
+                       "--text", "set a timer for 3 minutes", "--out-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    order = [n for line in lines for n in ("Alerts.SetAlert", "SpeechSynthesizer.Speak",
+                                           "Clova.RenderTemplate") if line.startswith(n)]
+    assert order == ["Alerts.SetAlert", "SpeechSynthesizer.Speak", "Clova.RenderTemplate"]
+    assert '"type": "Timer"' in proc.stdout
+
+
 def test_cli_exit_codes(server: Any) -> None:
     bad = _device_cli("--server", server.url, "--token", "nope", "--text", "hi")
     assert bad.returncode == 1
@@ -236,3 +248,25 @@ def test_cli_tls_trusts_data_dir_certificate(tls_server: Any, tmp_path: Path) ->
                        "--out-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "speak-1.mp3").exists()
+
+
+def test_connect_waits_out_a_429(server: Any) -> None:
+    """B-DC-05: two downchannels just opened for this device, so a third within 5 s gets
+    429; the SDK waits and connects instead of failing."""
+    from support.cic import open_downchannel
+
+    token = server.create_token(device_id())
+
+    async def main() -> None:
+        raw = await server.connect()
+        try:
+            await open_downchannel(raw, token)
+            await open_downchannel(raw, token)  # replaces the first (B-DC-04)
+            started = asyncio.get_running_loop().time()
+            async with CICClient(server.url, token) as client:
+                assert client.is_connected
+            assert asyncio.get_running_loop().time() - started >= 0.9  # it waited
+        finally:
+            await raw.close()
+
+    run(main())

@@ -307,7 +307,7 @@ def test_pushed_directive_runs_beside_a_busy_dialogue_and_unhandled_is_ignored(
                 finally:
                     await admin.close()
                 assert answer.status == 200, answer.body
-                assert json.loads(answer.body) == {"delivered": 1, "offline": []}
+                assert json.loads(answer.body) == {"delivered": 1, "offline": [], "queued": []}
                 await client.wait_idle(10)
         assert response.status == 200
         assert [s[0] for s in seen] == ["SetIndicator", "Speak"]

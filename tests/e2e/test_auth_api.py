@@ -42,7 +42,7 @@ class Product:
 
     def __init__(self, server: ServerHandle) -> None:
         self.client_id = f"c-{uuid.uuid4().hex[:10]}"
-        self.secret = secrets.token_urlsafe(16)
+        self.secret = "s" + secrets.token_urlsafe(16)  # as `client add` makes: never "-…"
         self.user = f"u-{uuid.uuid4().hex[:10]}"
 
         async def provision(store: Store) -> str:
@@ -314,25 +314,6 @@ def test_form_body_and_guest_code(backend_server: ServerHandle) -> None:
 
     found = backend_server.with_store(grant)
     assert found is not None and found.guest and found.user_id is None
-
-
-def test_token_endpoint_rate_limit(backend_server: ServerHandle) -> None:
-    """At most auth_token_max_requests (30) per client_id per minute; others unaffected."""
-    p = Product(backend_server)
-
-    async def go() -> None:
-        client = await backend_server.connect()
-        try:
-            statuses = [(await call(client, "token", {"client_id": p.client_id})).status
-                        for _ in range(31)]
-            assert statuses[:30] == [400] * 30
-            assert error(await call(client, "token", {"client_id": p.client_id}), 429)
-            other = await call(client, "token", {"client_id": "someone-else"})
-            assert other.status == 400
-        finally:
-            await client.close()
-
-    run(go())
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ class Account:
 
     def __init__(self, server: ServerHandle, *, password: str | None = "correct horse") -> None:
         self.client_id = f"c-{uuid.uuid4().hex[:10]}"
-        self.secret = secrets.token_urlsafe(16)
+        self.secret = "s" + secrets.token_urlsafe(16)  # as `client add` makes: never "-…"
         self.user = f"u-{uuid.uuid4().hex[:10]}"
         self.password = password
 

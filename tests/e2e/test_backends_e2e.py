@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from support import pg
+from support.backend import BACKENDS
 from support.cic import (
     CONTENT_TYPE,
     auth_headers,
@@ -92,20 +91,6 @@ def test_revoked_and_expired_tokens_get_401(backend_server: ServerHandle) -> Non
     run(go())
 
 
-async def _rename_tokens(server: ServerHandle, a: str, b: str) -> None:
-    if not server.database:
-        conn = sqlite3.connect(server.data_dir / "opencic.sqlite3")
-        conn.execute(f"ALTER TABLE {a} RENAME TO {b}")
-        conn.commit()
-        conn.close()
-        return
-    pg_conn = await asyncpg.connect(server.database)
-    try:
-        await pg_conn.execute(f"ALTER TABLE {a} RENAME TO {b}")
-    finally:
-        await pg_conn.close()
-
-
 def test_database_fault_is_500_then_recovers(backend_server: ServerHandle) -> None:
     """B-EV-04 on each back end: the token table disappears under the running server
     (a real fault, not a mock) -> 500 with a trace id; once it is back, 200 again."""
@@ -114,11 +99,11 @@ def test_database_fault_is_500_then_recovers(backend_server: ServerHandle) -> No
     async def go() -> None:
         client = await backend_server.connect()
         try:
-            await _rename_tokens(backend_server, "tokens", "tokens_moved_away")
+            await backend_server.execute_sql("ALTER TABLE tokens RENAME TO tokens_moved_away")
             try:
                 resp = await client.request("GET", "/v1/directives", auth_headers(token))
             finally:
-                await _rename_tokens(backend_server, "tokens_moved_away", "tokens")
+                await backend_server.execute_sql("ALTER TABLE tokens_moved_away RENAME TO tokens")
             assert resp.status == 500
             assert "trace" in exception_of(resp)["description"]
             sid = await open_downchannel(client, token)
@@ -128,7 +113,7 @@ def test_database_fault_is_500_then_recovers(backend_server: ServerHandle) -> No
     run(go())
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_restart_keeps_devices_and_tokens(backend: str, tmp_path: Path,
                                           request: pytest.FixtureRequest) -> None:
     """Issue 3: a restart (here after SIGKILL) keeps devices and tokens."""

@@ -20,8 +20,8 @@ from support.cic import (
     auth_headers,
     event_body,
     event_json,
-    open_downchannel,
     read_parts,
+    with_device,
 )
 from support.rawh2 import RawH2
 from support.voice import utterance
@@ -82,15 +82,6 @@ async def ask_volume(client: RawH2, token: str, dialog: str) -> dict[str, Any]:
     return dict(expect)
 
 
-async def with_device(server: Any, fn: Any) -> Any:
-    token = server.create_token(f"multiturn-{uuid.uuid4().hex[:10]}")
-    client = await server.connect()
-    try:
-        sid = await open_downchannel(client, token)
-        return await fn(client, token, sid)
-    finally:
-        await client.close()
-
 
 @pytest.mark.parametrize(
     ("answer", "value", "same_dialog"),
@@ -139,13 +130,13 @@ def test_unknown_speech_id_is_a_fresh_request(cic_server: Any) -> None:
         assert all(d["header"]["dialogRequestId"] == dialog for d in directives)
 
 
-@pytest.mark.parametrize(("answer", "value"), [("level five", "5"), ("seven", "7")])
+@pytest.mark.parametrize(("answer", "value"), [("five", "5"), ("level five", "5"), ("seven", "7")])
 def test_voice_follow_up_sets_the_volume(cic_server: Any, answer: str, value: str) -> None:
     """The question asked by text, answered by voice: SpeechRecognizer.Recognize with the
     speechId; StopCapture and the answer carry the follow-up's dialogRequestId.
 
-    (A bare "five" in our test voice is heard as "Bye." by Whisper tiny.en, so the
-    spoken answers here are ones it hears reliably.)"""
+    A bare "five" in our test voice is heard as "Bye." by Whisper tiny.en on its own;
+    the question's hint (the recogniser's prompt) makes it "5."."""
     dialog, follow_dialog = str(uuid.uuid4()), str(uuid.uuid4())
 
     async def go(client: RawH2, token: str, sid: int) -> tuple[Any, list[str]]:
@@ -167,4 +158,25 @@ def test_voice_follow_up_sets_the_volume(cic_server: Any, answer: str, value: st
     assert stops == [follow_dialog]  # B-SR-01 on the downchannel
     assert names(directives) == ["DeviceControl.SetValue"], json.dumps(directives)
     assert directives[0]["payload"] == {"target": "volume", "value": value}
+    assert directives[0]["header"]["dialogRequestId"] == follow_dialog
+
+
+@pytest.mark.parametrize(("request_text", "answer", "kind"), [
+    ("set a timer", "ten minutes", "TIMER"), ("set an alarm", "seven thirty", "ALARM")])
+def test_spoken_answers_complete_alarms_and_timers(
+        cic_server: Any, request_text: str, answer: str, kind: str) -> None:
+    """"Set a timer" -> "For how long?" -> a spoken "ten minutes" -> Alerts.SetAlert."""
+    dialog, follow_dialog = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def go(client: RawH2, token: str, sid: int) -> Any:
+        asked, _ = await text(client, token, request_text, dialog)
+        assert names(asked)[-1] == "SpeechRecognizer.ExpectSpeech"
+        expect = asked[-1]["payload"]
+        directives, _ = await voice(client, token, answer, follow_dialog,
+                                    speechId=expect["expectSpeechId"], explicit=True)
+        return directives
+
+    directives = run(with_device(cic_server, go))
+    assert names(directives) == ["Alerts.SetAlert"], json.dumps(directives)
+    assert directives[0]["payload"]["type"] == kind
     assert directives[0]["header"]["dialogRequestId"] == follow_dialog

@@ -57,7 +57,7 @@ def test_push_reaches_an_idle_downchannel_at_once(cic_server: ServerHandle) -> N
         try:
             await asyncio.sleep(2.0)  # idle first: the stream must stay writable
             status, result = await admin_push(admin, admin_token(cic_server), {"devices": [device_id], "directives": [SET_INDICATOR]})
-            assert status == 200 and result == {"delivered": 1, "offline": []}
+            assert status == 200 and result == {"delivered": 1, "offline": [], "queued": []}
             await client.wait(sid, lambda s: len(names(client, sid)) == 2, timeout=5)
             st = client.streams[sid]
             parts, _ = read_parts(st.headers["content-type"], bytes(st.body), False)
@@ -82,7 +82,7 @@ def test_push_to_all_and_to_offline_devices(cic_server: ServerHandle) -> None:
         try:
             clear = {"namespace": "Notifier", "name": "ClearIndicator", "payload": {}}
             status, result = await admin_push(admin, admin_token(cic_server), {"devices": [online, "nobody-home"], "directives": [clear]})
-            assert status == 200 and result == {"delivered": 1, "offline": ["nobody-home"]}
+            assert status == 200 and result == {"delivered": 1, "offline": ["nobody-home"], "queued": []}
             status, result = await admin_push(admin, admin_token(cic_server), {"devices": "all", "directives": [clear]})
             assert status == 200 and result["delivered"] >= 1
             await client.wait(sid, lambda s: names(client, sid).count("Notifier.ClearIndicator") == 2, timeout=5)
@@ -140,7 +140,7 @@ def test_a_device_that_goes_away_is_offline(cic_server: ServerHandle) -> None:
                     if result["offline"] == [device_id]:
                         break
                     await asyncio.sleep(0.1)
-                assert status == 200 and result == {"delivered": 0, "offline": [device_id]}, how
+                assert status == 200 and result == {"delivered": 0, "offline": [device_id], "queued": []}, how
         finally:
             await admin.close()
 

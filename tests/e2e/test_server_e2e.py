@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from support.cic import (
     open_downchannel,
     part,
     read_parts,
+    with_device,
 )
 from support.rawh2 import RawH2
 
@@ -38,15 +38,6 @@ def downchannel_parts(client: RawH2, sid: int) -> tuple[list[Any], bool]:
     st = client.streams[sid]
     return read_parts(st.headers["content-type"], bytes(st.body), st.ended)
 
-
-async def with_device(server: Any, fn: Callable[[RawH2, str, int], Awaitable[Any]]) -> Any:
-    token = server.create_token(device())
-    client = await server.connect()
-    try:
-        sid = await open_downchannel(client, token)
-        return await fn(client, token, sid)
-    finally:
-        await client.close()
 
 
 # ------------------------------------------------------------------ basics
@@ -325,22 +316,15 @@ def test_internal_error_is_500_with_trace_and_server_keeps_serving(cic_server: A
     in the log; once the fault is gone the same server answers normally. The fault is
     real: the token table disappears under the running server (and comes back intact)."""
     token = cic_server.create_token(device())
-    db_path = cic_server.data_dir / "opencic.sqlite3"
-
-    def rename(a: str, b: str) -> None:
-        conn = sqlite3.connect(db_path)
-        conn.execute(f"ALTER TABLE {a} RENAME TO {b}")
-        conn.commit()
-        conn.close()
 
     async def go() -> None:
         client = await cic_server.connect()
         try:
-            rename("tokens", "tokens_moved_away")
+            await cic_server.execute_sql("ALTER TABLE tokens RENAME TO tokens_moved_away")
             try:
                 resp = await client.request("GET", "/v1/directives", auth_headers(token))
             finally:
-                rename("tokens_moved_away", "tokens")
+                await cic_server.execute_sql("ALTER TABLE tokens_moved_away RENAME TO tokens")
             assert resp.status == 500
             description = exception_of(resp)["description"]
             trace = description.rsplit("trace ", 1)[1].rstrip(")")

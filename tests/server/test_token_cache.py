@@ -1,19 +1,23 @@
-"""The hot-path token cache in front of the real (SQLite) token store: expiry is
-checked on every hit, a revocation elsewhere takes effect within the TTL, one made
-in this process at once."""
+"""The hot-path token cache in front of the real token store (on the suite's back end):
+expiry is checked on every hit, a revocation elsewhere takes effect within the TTL, one
+made in this process at once."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from support.backend import database_for
+
 from opencic.server.token_cache import TokenCache
 from opencic.state.store import open_store
 
 
 def test_cache_hits_expiry_and_revocation(tmp_path: Path) -> None:
+    database = database_for(tmp_path)  # outside the loop: it may create a database
+
     async def go() -> None:
-        store = await open_store("", tmp_path)
+        store = await open_store(database, tmp_path)
         try:
             await store.devices.ensure(["dev", "dev2"])
             cache = TokenCache(store.tokens, ttl=0.4)

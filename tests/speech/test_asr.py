@@ -76,7 +76,7 @@ def test_commands_in_noise_are_mostly_recognised(
     assert word_error_rate(pairs) <= 0.25, pairs
 
 
-def test_partials_grow_with_the_audio_and_are_rate_limited(
+def test_partials_decode_the_audio_so_far_and_give_way_to_finals(
     spoken_commands: dict[str, bytes],
 ) -> None:
     # Own recogniser (same files, so the model load is from the OS cache) to set the interval.
@@ -84,30 +84,55 @@ def test_partials_grow_with_the_audio_and_are_rate_limited(
     try:
         speech = silence(300) + spoken_commands["what's the weather like tomorrow"] + silence(600)
         session = recognizer.start("en")
+        assert session.partial_interval_ms == 800  # what the PartialScheduler reads
         assert session.partial() == ""  # nothing fed yet: no decode at all
-        partials: list[str] = []
-        decodes = 0
-        last_bytes = 0
-        for part in iter_chunks(speech):
-            session.feed(part)
-            partials.append(session.partial())
-            if session._partial_bytes != last_bytes:
-                decodes += 1
-                last_bytes = session._partial_bytes
-        # One decode per 800 ms of new audio, not one per 200 ms part.
-        assert 1 <= decodes <= len(partials) // 4 + 1
-        assert any(partials[:-1]), partials  # something before the end
-        assert "weather" in normalize_text(partials[-1]) or "weather" in normalize_text(
-            session.finish().text
-        )
+        half = len(speech) // 2 & ~1
+        session.feed(speech[:half])
+        first = session.partial()
+        session.feed(speech[half:])
+        second = session.partial()
+        assert first and second, (first, second)
+        assert len(normalize_text(first)) < len(normalize_text(second))
+        assert normalize_text(second) == "whats the weather like tomorrow"
+        # While another decode is claimed (a final queued or running), a partial
+        # declines at once instead of queueing ahead of it.
+        assert recognizer._claim(partial=False)
+        try:
+            assert recognizer.busy
+            assert session.partial() is None
+            assert asyncio.run(session.apartial()) is None
+        finally:
+            recognizer._release()
         final = session.finish()
         assert normalize_text(final.text) == "whats the weather like tomorrow"
         assert session.partial() == final.text  # after the end, partial is the final
         assert session.finish() is final  # decoded once
         session.feed(speech)  # audio after the end is ignored (B-AU-05)
         assert session.finish() is final
+        assert not recognizer.busy
     finally:
         recognizer.close()
+
+
+def test_a_queued_final_makes_partials_decline(
+    whisper: WhisperRecognizer, spoken_commands: dict[str, bytes]
+) -> None:
+    """The claim is made when the final is queued, before a worker thread takes it."""
+
+    async def scenario() -> tuple[str | None, str | None]:
+        previewed, other = whisper.start("en"), whisper.start("en")
+        for session in (previewed, other):
+            session.feed(silence(300) + spoken_commands["pause the music"] + silence(300))
+        final = asyncio.create_task(other.afinish())
+        await asyncio.sleep(0)  # the task claims the engine on its first step
+        declined = await previewed.apartial()
+        await final
+        return declined, await previewed.apartial()
+
+    declined, later = asyncio.run(scenario())
+    assert declined is None
+    assert later is not None and normalize_text(later) == "pause the music"
+    assert not whisper.busy
 
 
 def test_async_wrappers_keep_the_event_loop_free(

@@ -221,3 +221,60 @@ def test_transaction_rolls_back_on_error(database: tuple[str, Path]) -> None:
         await asyncio.gather(*[s.settings.put("dev", {f"k{i}": str(i)}) for i in range(20)])
         assert len(await s.settings.get_all("dev")) == 20
     with_store(database, go)
+
+
+def test_live_among_and_purge_of_codes(database: tuple[str, Path]) -> None:
+    """The token sweep's query (server/housekeeping.py) and the purge of expired codes."""
+
+    async def go(store: SqlStore) -> None:
+        await store.devices.ensure(["d1", "d2", "d3"])
+        live = await store.tokens.issue("d1", ttl=100, now=1000.0)
+        revoked = await store.tokens.issue("d2", ttl=100, now=1000.0)
+        expired = await store.tokens.issue("d3", ttl=10, now=1000.0)
+        await store.tokens.revoke(revoked.access_token)
+        hashes = [token_hash(t.access_token) for t in (live, revoked, expired)] + ["0" * 64]
+        assert await store.tokens.live_among(hashes, now=1050.0) == {hashes[0]}
+        # More hashes than one query takes: batched, same answer.
+        many = hashes + [f"{i:064x}" for i in range(1200)]
+        assert await store.tokens.live_among(many, now=1050.0) == {hashes[0]}
+        assert await store.tokens.live_among([], now=1050.0) == set()
+
+        await store.clients.add("c1", "secret")
+        await store.auth_codes.issue(client_id="c1", user_id=None, device_id="d1",
+                                     model_id="m", ttl=60, guest=True, now=1000.0)
+        assert await store.auth_codes.purge_expired(now=1030.0) == 0
+        assert await store.auth_codes.purge_expired(now=1061.0) == 1
+
+    with_store(database, go)
+
+
+def test_alerts_put_list_status_remove(database: tuple[str, Path]) -> None:
+    async def go(store: SqlStore) -> None:
+        await store.devices.ensure(["d1", "d2"])
+        late = {"token": "a2", "type": "ALARM", "scheduledTime": "2026-11-24T08:00:00Z"}
+        early = {"token": "a1", "type": "TIMER", "scheduledTime": "2026-11-24T07:00:00Z"}
+        await store.alerts.put("d1", late, scheduled_at=200.0, now=1.0)
+        stored = await store.alerts.put("d1", early, scheduled_at=100.0, now=2.0)
+        assert stored.status == "requested" and stored.payload == early
+        assert [a.token for a in await store.alerts.list("d1")] == ["a1", "a2"]  # soonest first
+        assert await store.alerts.list("d2") == []  # per device
+        assert await store.alerts.get("d2", "a1") is None
+        assert await store.alerts.set_status("d1", "a1", "set")
+        assert not await store.alerts.set_status("d2", "a1", "set")
+        assert await store.alerts.set_status("d1", "a2", "deleting")
+        assert [a.token for a in await store.alerts.list("d1")] == ["a1"]
+        assert [a.token for a in await store.alerts.list("d1", statuses=("deleting",))] == ["a2"]
+        # Same token again: a modification (B-AL-02), not a second alert.
+        moved = {**early, "scheduledTime": "2026-11-24T09:00:00Z"}
+        await store.alerts.put("d1", moved, scheduled_at=300.0, status="set")
+        got = await store.alerts.get("d1", "a1")
+        assert got is not None and got.payload == moved and got.created_at == 2.0
+        with pytest.raises(ValueError):
+            await store.alerts.put("d1", {"type": "ALARM"}, scheduled_at=1.0)
+        with pytest.raises(MissingReference):
+            await store.alerts.put("nope", early, scheduled_at=1.0)
+        assert await store.alerts.remove("d1", "a1") and not await store.alerts.remove("d1", "a1")
+        await store.devices.remove("d1")  # cascade
+        assert await store.alerts.list("d1", statuses=("requested", "set", "deleting")) == []
+
+    with_store(database, go)

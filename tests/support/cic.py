@@ -127,3 +127,15 @@ async def open_downchannel(client: Any, token: str) -> int:
     st = await client.wait(sid, ready)
     assert st.status == 200, bytes(st.body)
     return sid
+
+
+async def with_device(server: Any, fn: Any, *, prefix: str = "dev") -> Any:
+    """A fresh device on its own connection with its downchannel open: ``fn(client,
+    token, downchannel stream id)``, then the connection is closed."""
+    token = server.create_token(f"{prefix}-{uuid.uuid4().hex[:10]}")
+    client = await server.connect()
+    try:
+        sid = await open_downchannel(client, token)
+        return await fn(client, token, sid)
+    finally:
+        await client.close()

@@ -47,13 +47,18 @@ class RawH2:
         self.goaway: h2.events.ConnectionTerminated | None = None
 
     @classmethod
-    async def connect(cls, host: str, port: int, *, tls: bool = False, cafile: str | None = None) -> RawH2:
+    async def connect(cls, host: str, port: int, *, tls: bool = False, cafile: str | None = None,
+                      local_host: str | None = None) -> RawH2:
+        """``local_host``: the source address (e.g. 127.0.0.2, to look like another
+        client to per-address rules; all of 127/8 is loopback on Linux)."""
         self = cls()
         ctx = None
         if tls:
             ctx = ssl.create_default_context(cafile=cafile)
             ctx.set_alpn_protocols(["h2"])
-        self.reader, self.writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host if tls else None)
+        self.reader, self.writer = await asyncio.open_connection(
+            host, port, ssl=ctx, server_hostname=host if tls else None,
+            local_addr=(local_host, 0) if local_host else None)
         if tls:
             sslobj = self.writer.get_extra_info("ssl_object")
             self.alpn = sslobj.selected_alpn_protocol() if sslobj else None

@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from support import backend
 from support.rawh2 import RawH2
 
 if TYPE_CHECKING:
@@ -44,15 +46,13 @@ class ServerHandle:
     log_path: Path
     tls: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The server's ``database`` setting ("" = SQLite in the data dir): OPENCIC_DATABASE
+    # if the test gave one, else the data dir's (see support.backend).
+    database: str = ""
 
     @property
     def cafile(self) -> str:
         return str(self.data_dir / "tls" / "cert.pem")
-
-    @property
-    def database(self) -> str:
-        """The server's ``database`` setting ("" = SQLite in the data dir)."""
-        return self.extra_env.get("OPENCIC_DATABASE", "")
 
     def with_store(self, fn: Callable[[Store], Awaitable[T]]) -> T:
         """Runs ``fn`` with the server's own store, as another process would (the CLI).
@@ -81,18 +81,47 @@ class ServerHandle:
 
         return self.with_store(revoke)
 
+    async def execute_sql(self, statement: str) -> None:
+        """Runs one statement on the server's database from outside, under the running
+        server (the fault tests take a table away and give it back)."""
+        if self.database.startswith(("postgresql://", "postgres://")):
+            import asyncpg
+
+            conn = await asyncpg.connect(self.database)
+            try:
+                await conn.execute(statement)
+            finally:
+                await conn.close()
+            return
+        from opencic.state.store import describe
+
+        db = sqlite3.connect(describe(self.database, self.data_dir))
+        try:
+            db.execute(statement)
+            db.commit()
+        finally:
+            db.close()
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    async def connect(self) -> RawH2:
-        return await RawH2.connect(self.host, self.port, tls=self.tls, cafile=self.cafile if self.tls else None)
+    async def connect(self, local_host: str | None = None) -> RawH2:
+        return await RawH2.connect(self.host, self.port, tls=self.tls,
+                                   cafile=self.cafile if self.tls else None, local_host=local_host)
 
 
 def start_server(data_dir: Path, *, tls: bool = False, server: str = "granian",
                  env: dict[str, str] | None = None, timeout: float = 60.0,
                  port: int | None = None) -> ServerHandle:
-    """``port``: reuse a port (a restart); default a free ephemeral one."""
+    """``port``: reuse a port (a restart); default a free ephemeral one.
+
+    The state back end is the suite's (support.backend) unless ``env`` sets
+    OPENCIC_DATABASE; a restart with the same ``data_dir`` finds the same database."""
     port = port or free_port()
+    env = env or {}
+    database = env.get("OPENCIC_DATABASE")
+    if database is None:
+        database = backend.database_for(data_dir)  # the server reads it from there too
     cmd = [sys.executable, "-m", "opencic.cli.main", "serve", "--port", str(port),
            "--data-dir", str(data_dir), "--server", server]
     if not tls:
@@ -100,14 +129,14 @@ def start_server(data_dir: Path, *, tls: bool = False, server: str = "granian",
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCIC_")}
-    full_env.update(env or {})
+    full_env.update(env)
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
         # Its own process group: granian's worker is a child process, and a test that
         # kills the server must kill it too (an orphaned worker keeps the port).
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env,
                                 start_new_session=True)
     handle = ServerHandle(f"{'https' if tls else 'http'}://127.0.0.1:{port}", "127.0.0.1", port,
-                          data_dir, proc, log_path, tls, env or {})
+                          data_dir, proc, log_path, tls, env, database)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

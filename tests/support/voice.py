@@ -36,3 +36,16 @@ def spoken(text: str) -> bytes:
 def utterance(text: str, *, lead_ms: float = 300.0, trail_ms: float = 2000.0) -> bytes:
     """Silence, ``text`` spoken, then ``trail_ms`` of silence (capture-format PCM)."""
     return silence(lead_ms) + spoken(text) + silence(trail_ms)
+
+
+@functools.cache
+def spoken_korean(text: str) -> bytes:
+    """``text`` spoken by the Korean voice (eSpeak NG), as trimmed capture-format PCM.
+
+    eSpeak varies its output slightly from run to run; cached so one test session sends
+    the same samples each time. Whisper base recognises this voice poorly (README), so
+    tests that use it assert what the server did with Korean, not the exact words.
+    """
+    from opencic.speech.espeak import EspeakTextToSpeech
+
+    return trim_silence(to_capture_pcm(EspeakTextToSpeech("ko").synthesize(text)))

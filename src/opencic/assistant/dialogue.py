@@ -76,7 +76,7 @@ class PendingQuestion:
     def complete(self, answer: IntentResult) -> IntentResult:
         """The original intent with the answer's slots filled in."""
         slots = {**self.slots, **answer.slots}
-        return IntentResult(self.intent, MappingProxyType(slots), answer.text)
+        return IntentResult(self.intent, MappingProxyType(slots), answer.text, answer.lang)
 
 
 def expect_speech(pending: PendingQuestion) -> Directive:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..protocol.messages import Directive, Event
@@ -31,6 +31,8 @@ class DeviceContext:
 
     device_id: str
     user_agent: str | None = None
+    user_id: str | None = None  # the account that owns the device (None: a dev token)
+    guest: bool = False  # a guest-mode token (auth.md §4): account features need login
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class IntentResponse:
     speech: str | None = None
     display: str | None = None
     directives: tuple[Directive, ...] = field(default_factory=tuple)
+    # State changes the core applies (to the store) before the answer leaves, e.g.
+    # capabilities.alerts.SaveAlert: what is acknowledged is stored (issue 3).
+    effects: tuple[Any, ...] = field(default_factory=tuple)
 
     @classmethod
     def say(cls, speech: str, display: str | None = None) -> IntentResponse:
@@ -79,6 +84,9 @@ class Question:
     expecting: str
     explicit: bool = True
     timeout_ms: int = DEFAULT_ANSWER_TIMEOUT_MS
+    # What answers sound like, for the recogniser of a spoken follow-up (speech/asr.py
+    # ``hint``): short answers are hard to hear without context.
+    hint: str | None = None
 
 
 class Capability(Protocol):

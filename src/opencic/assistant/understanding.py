@@ -7,6 +7,7 @@ shared by every request and thread.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,13 +31,18 @@ INTENT_NAMES = (
     "VolumeSet",
     "Mute",
     "Unmute",
+    "SetAlarm",
+    "SetTimer",
+    "StopAlert",
+    "CancelAlerts",
+    "ListAlerts",
 )
 
 # Answers to a question (SpeechRecognizer.ExpectSpeech), never requests on their own:
 # their templates match only under ``requires_context: {expecting: <name>}``, and their
 # slots complete the intent that asked (dialogue.PendingQuestion.complete).
 ANSWER_CONTEXT_KEY = "expecting"
-ANSWER_INTENT_NAMES = ("AnswerLevel",)
+ANSWER_INTENT_NAMES = ("AnswerLevel", "AnswerTime", "AnswerDuration")
 
 # Longer inputs are not commands we could understand; matching them would only cost time.
 MAX_TEXT_LENGTH = 300
@@ -50,6 +56,7 @@ class IntentResult:
     name: str
     slots: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     text: str = ""
+    lang: str = "en"  # the language it was understood in: capabilities answer in it
 
     @property
     def is_fallback(self) -> bool:
@@ -125,7 +132,13 @@ class IntentRecognizer:
         """
         cleaned = " ".join(text.split())
         if not cleaned or len(cleaned) > MAX_TEXT_LENGTH:
-            return IntentResult(FALLBACK, text=text)
+            return IntentResult(FALLBACK, text=text, lang=self.language)
+        if self.language == "en":
+            cleaned = normalise_clock_times(cleaned, context)
+        if self.intents.settings.ignore_whitespace:
+            # hassil drops spaces between words itself but not around a number
+            # ("볼륨 3 올려"), so a language that ignores whitespace gets none at all.
+            cleaned = "".join(cleaned.split())
         # Matching costs ~0.1 ms and depends only on the text and the templates, while
         # devices repeat the same few requests: remember recent answers.
         context_key = tuple(sorted(context.items())) if context else ()
@@ -138,7 +151,7 @@ class IntentRecognizer:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
-        return IntentResult(cached[0], cached[1], text)
+        return IntentResult(cached[0], cached[1], text, self.language)
 
     def _match(
         self, cleaned: str, context: dict[str, Any] | None = None
@@ -163,6 +176,26 @@ class IntentRecognizer:
         # Slot lists (text tries, number words) also build their indexes on first use.
         for text in _WARM_UP:
             self.recognize(text)
+
+
+# How Whisper writes spoken clock times: "7.30", "730." ("seven thirty"), "9.15pm",
+# "7am". The templates read "7:30 pm"; these put the recogniser's forms into that one.
+_GLUED_MERIDIEM = re.compile(r"\b(\d{1,2}(?::\d{2})?)([ap])\.?m\b\.?", re.IGNORECASE)
+_DOTTED_TIME = re.compile(r"\b(\d{1,2})\.([0-5]\d)\b")
+_RUN_TOGETHER_TIME = re.compile(r"\b([1-9]|1\d|2[0-3])([0-5]\d)\b")
+_TIME_WORDS = re.compile(r"\b(alarm|wake)\b", re.IGNORECASE)
+
+
+def normalise_clock_times(text: str, context: Mapping[str, Any] | None = None) -> str:
+    """Clock times in the form the templates read. "730" only becomes 7:30 where a time
+    is expected (an alarm request or the answer to "For what time?"): elsewhere it may
+    be a number ("set the volume to 100")."""
+    text = _GLUED_MERIDIEM.sub(lambda m: f"{m.group(1)} {m.group(2).lower()}m", text)
+    text = _DOTTED_TIME.sub(r"\1:\2", text)
+    expecting_time = context is not None and context.get(ANSWER_CONTEXT_KEY) == "AnswerTime"
+    if expecting_time or _TIME_WORDS.search(text):
+        text = _RUN_TOGETHER_TIME.sub(r"\1:\2", text)
+    return text
 
 
 def _plain(value: Any) -> Any:

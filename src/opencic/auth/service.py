@@ -173,7 +173,8 @@ class AuthService:
     def _pair(self, access: str, refresh: str | None, expires_at: float) -> AuthResult:
         return AuthResult(200, {
             "access_token": access,
-            "expires_in": max(0, int(expires_at - self.clock())),
+            # round, not int: a token issued a few ms ago still has its whole lifetime
+            "expires_in": max(0, round(expires_at - self.clock())),
             "refresh_token": refresh,
             "token_type": "Bearer",
         })
@@ -234,5 +235,5 @@ class AuthService:
         return AuthResult(200, {
             "access_token": access_token,
             "client_id": client.client_id,
-            "expires_in": max(0, int(grant.expires_at - self.clock())),
+            "expires_in": max(0, round(grant.expires_at - self.clock())),
         })

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..state.base import Store
+from ..state.hashing import new_token
 
 DATABASE_HELP = ("state database: postgresql://… or sqlite:///PATH "
                  "(default: SQLite in the data dir)")
@@ -206,7 +207,9 @@ def _client_add(args: argparse.Namespace) -> int:
     client_id = args.client_id or secrets.token_hex(10)
     if not valid_identifier(client_id) or any(c.isspace() for c in client_id):
         return _fail("--client-id must be 1-128 printable characters without spaces")
-    secret = secrets.token_urlsafe(32)
+    # new_token: never starting with "-", which argparse would take for an option when
+    # the secret is given to `opencic device --client-secret`.
+    secret = new_token()
 
     async def add(store: Store) -> bool:
         try:

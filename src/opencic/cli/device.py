@@ -19,7 +19,13 @@ SpeechRecognizer.Recognize in 200 ms parts in real time (``--speed 4`` for 4x, `
 for no pacing), stops at StopCapture, and prints each directive with the time since the
 upload began (StopCapture arrives on the downchannel, the answer in the response).
 
-Exit codes: 0 ok, 1 a request (or the connection) failed, 2 usage.
+Authorised like a real device, through the auth API (see :mod:`.device_auth`)::
+
+    opencic device --auth-file kitchen.json --client-id ID --client-secret S \
+        --device-id kitchen --code CODE --text "hello"      # first run: exchange a code
+    opencic device --auth-file kitchen.json --client-secret S --text "hello"   # later
+
+Exit codes: 0 ok, 1 a request (or the connection, or the auth API) failed, 2 usage.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +48,14 @@ from ..client import (
     RequestFailed,
     SpeechItem,
     SpeechOutput,
+    TokenFileError,
     TransportError,
     build_user_agent,
     default_context,
 )
+from ..client.alerts import DIRECTIVES as ALERT_DIRECTIVES
+from ..client.alerts import DeviceAlerts
+from . import device_auth
 
 DEFAULT_SERVER = "https://127.0.0.1:8443"
 TOKEN_TTL_SECONDS = 24 * 3600
@@ -64,7 +75,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--data-dir", type=Path,
                    help="server data dir: with --device-id a token is created there; its "
                         "tls/cert.pem is trusted for https")
-    p.add_argument("--device-id", help="device to create a token for (with --data-dir)")
+    p.add_argument("--device-id",
+                   help="the device: with --data-dir a development token is created for it; "
+                        "with --auth-file it is the device_id to authorise")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the server certificate (development only)")
     p.add_argument("--cafile", help="CA/certificate file to trust for https")
@@ -72,6 +85,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--wav", type=Path,
                    help="send this WAV file as a voice request (SpeechRecognizer.Recognize) "
                         "and exit")
+    p.add_argument("--mic", action="store_true",
+                   help="speak a voice request into the microphone (stops at StopCapture)")
+    p.add_argument("--mic-device", help="with --mic: capture device name (default: the "
+                                        "system's default; --mic-device list shows them)")
+    p.add_argument("--mic-seconds", type=float, default=15.0,
+                   help="with --mic: longest recording if StopCapture never comes (default 15)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="with --wav: audio pacing, 1 = real time (default), 0 = unpaced")
     p.add_argument("--lang", default="en", help="with --wav: the Recognize lang (default en)")
@@ -83,6 +102,7 @@ def add_parser(subparsers: Any) -> None:
                    help="seconds to wait for a response (default 60)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="log SDK activity to stderr (-vv for debug)")
+    device_auth.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -92,15 +112,51 @@ def run(args: argparse.Namespace) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    token = _resolve_token(args)
-    if token is None:
+    if args.mic_device == "list":
+        from ..client.microphone import MicrophoneUnavailable, capture_devices
+
+        try:
+            names = capture_devices()
+        except MicrophoneUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print("\n".join(names) if names else "(no capture devices)")
+        return 0
+    if sum(bool(x) for x in (args.text is not None, args.wav is not None, args.mic)) > 1:
+        print("opencic device: choose one of --text, --wav and --mic", file=sys.stderr)
+        return 2
+    if args.mic_seconds <= 0:
+        print("opencic device: --mic-seconds must be positive", file=sys.stderr)
         return 2
     cafile = args.cafile
     if cafile is None and args.data_dir is not None and args.server.startswith("https:"):
         default_cert = args.data_dir / "tls" / "cert.pem"
         if default_cert.exists():
             cafile = str(default_cert)
+    token: Any
+    args.device_auth = None
+    if device_auth.wanted(args):
+        try:
+            auth = device_auth.DeviceAuth(args, cafile)
+        except device_auth.UsageError as exc:
+            print(f"opencic device: {exc}", file=sys.stderr)
+            return 2
+        except TokenFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if auth.logout:
+            return auth.run_logout()
+        args.device_auth = auth
+        token = auth.manager  # refreshed before expiry and on 401 (B-CN-05)
+    else:
+        token = _resolve_token(args)
+        if token is None:
+            return 2
     speech: list[SpeechOutput] = []  # created with the client; feeds its context
+    # The device keeps, rings and reports the alerts it is sent (B-AL-02..13).
+    alerts = DeviceAlerts(on_ring=lambda a: print(f"(ringing) {a['type']} token={a['token']}",
+                                                  flush=True))
+    args.alerts = alerts
     try:
         client = CICClient(
             args.server,
@@ -109,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
             cafile=cafile,
             insecure=args.insecure,
             request_timeout=args.timeout,
-            context_provider=lambda: [*default_context(), *(s.context() for s in speech)],
+            context_provider=lambda: [*default_context(), *(s.context() for s in speech),
+                                      alerts.context()],
         )
     except (ValueError, OSError) as exc:
         print(f"opencic device: {exc}", file=sys.stderr)
@@ -118,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
     args.printer = printer
     client.on("SpeechSynthesizer.Speak", printer.describe)
     speech.append(SpeechOutput(client, printer.save))
+    for name in ALERT_DIRECTIVES:
+        client.on(name, printer.describe)
+    alerts.attach(client)
     client.on("*", printer.describe)
     try:
         return asyncio.run(_main(client, args))
@@ -129,7 +189,8 @@ def _resolve_token(args: argparse.Namespace) -> str | None:
     if args.token:
         return str(args.token)
     if args.data_dir is None or args.device_id is None:
-        print("opencic device: give --token, or --data-dir with --device-id", file=sys.stderr)
+        print("opencic device: give --token, --auth-file (the auth API), or --data-dir with "
+              "--device-id", file=sys.stderr)
         return None
     try:
         from ..config import load_settings
@@ -189,21 +250,33 @@ class _Printer:
 
 
 async def _main(client: CICClient, args: argparse.Namespace) -> int:
+    auth: device_auth.DeviceAuth | None = args.device_auth
     try:
+        if auth is not None and auth.obtain:
+            await auth.authorise()
         await client.connect()
     except RequestFailed as exc:
         print(f"error: downchannel refused: HTTP {exc.status}: {exc.description}", file=sys.stderr)
         return 1
-    except (TransportError, OSError) as exc:
+    except (ClientError, OSError) as exc:
+        # The auth API's refusals and an unusable token file, in words one can act on.
+        status = device_auth.report(exc, auth.path if auth is not None else None)
+        if status is not None:
+            await client.aclose()
+            return status
+        if not isinstance(exc, TransportError | OSError):
+            raise
         print(f"error: cannot connect to {args.server}: {exc}", file=sys.stderr)
         return 1
     try:
-        if args.wav is not None:
+        if args.wav is not None or args.mic:
             return await _voice_request(client, args)
         if args.text is not None:
             return await _request(client, args.text, args.timeout)
+        await args.alerts.synchronize()  # B-AL-13: a device that (re)connects
         return await _interactive(client, args.timeout)
     finally:
+        args.alerts.close()
         await client.aclose()
 
 
@@ -227,8 +300,25 @@ async def _request(client: CICClient, text: str, timeout: float) -> int:
     return 0
 
 
-async def _voice_request(client: CICClient, args: argparse.Namespace) -> int:
-    printer: _Printer = args.printer
+async def _voice_source(args: argparse.Namespace) -> AsyncIterator[bytes] | None:
+    """The audio of a voice request (--wav or --mic), or None after saying why not."""
+    if args.mic:
+        from ..client.microphone import MicrophoneUnavailable, microphone_source
+
+        source = microphone_source(device=args.mic_device, max_seconds=args.mic_seconds)
+        try:
+            first = await anext(source)  # opens the device now: a missing one is said here
+        except MicrophoneUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return None
+        print("listening... (speak now; the server stops the capture)", flush=True)
+
+        async def with_first() -> AsyncIterator[bytes]:
+            yield first
+            async for part in source:
+                yield part
+
+        return with_first()
     import wave
 
     from ..client import pcm_source, read_wav_pcm
@@ -237,14 +327,20 @@ async def _voice_request(client: CICClient, args: argparse.Namespace) -> int:
         pcm = read_wav_pcm(args.wav)
     except (OSError, EOFError, ValueError, wave.Error) as exc:
         print(f"error: cannot read {args.wav}: {exc}", file=sys.stderr)
-        return 1
+        return None
     print(f"streaming {args.wav} ({len(pcm) / 32000:.2f} s of audio, speed "
           f"{args.speed:g})", flush=True)
+    return pcm_source(pcm, speed=args.speed)
+
+
+async def _voice_request(client: CICClient, args: argparse.Namespace) -> int:
+    printer: _Printer = args.printer
+    source = await _voice_source(args)
+    if source is None:
+        return 1
     printer.started = time.perf_counter()
     try:
-        response = await client.recognize_speech(
-            pcm_source(pcm, speed=args.speed), lang=args.lang
-        )
+        response = await client.recognize_speech(source, lang=args.lang)
     except (ClientError, TimeoutError) as exc:
         print(f"error: request failed: {exc or type(exc).__name__}", file=sys.stderr)
         return 1

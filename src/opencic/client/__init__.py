@@ -16,6 +16,7 @@ stream), :mod:`.sdk` (the client), :mod:`.speech` (optional Speak playback repor
 """
 
 from .audio import pcm_source, read_wav_pcm, wav_source
+from .auth import AuthAPIError, AuthServerUnavailable, TokenManager, request_code
 from .backoff import Backoff
 from .connection import HTTP2Connection, make_ssl_context
 from .errors import (
@@ -33,11 +34,14 @@ from .models import AUDIO_CHUNK_BYTES, EventResponse, default_context
 from .queues import MessageQueue, QueuedDirective
 from .sdk import CICClient
 from .speech import SpeechItem, SpeechOutput
+from .tokenstore import TokenFile, TokenFileError, TokenSet
 from .useragent import DEFAULT_USER_AGENT, build_user_agent
 
 __all__ = [
     "AUDIO_CHUNK_BYTES",
     "DEFAULT_USER_AGENT",
+    "AuthAPIError",
+    "AuthServerUnavailable",
     "AuthenticationFailed",
     "Backoff",
     "CICClient",
@@ -54,11 +58,16 @@ __all__ = [
     "SpeechItem",
     "SpeechOutput",
     "StreamReset",
+    "TokenFile",
+    "TokenFileError",
+    "TokenManager",
+    "TokenSet",
     "TransportError",
     "build_user_agent",
     "default_context",
     "make_ssl_context",
     "pcm_source",
     "read_wav_pcm",
+    "request_code",
     "wav_source",
 ]

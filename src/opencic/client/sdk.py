@@ -31,7 +31,7 @@ from opencic.protocol.ids import new_id
 from opencic.protocol.messages import ContextObject, Event
 
 from .audio import wav_source
-from .auth import TokenRefresher
+from .auth import AuthAPIError, TokenRefresher
 from .backoff import Backoff
 from .connection import HTTP2Connection, ResponseHead, make_ssl_context
 from .dispatch import Dispatcher, Handler
@@ -47,6 +47,9 @@ from .errors import (
 from .exchange import ReplayableAudio, exchange
 from .models import EventResponse, default_context
 from .useragent import DEFAULT_USER_AGENT
+
+# Waits after a 429 on the downchannel: 7 s in all, past the server's 5 s window.
+TOO_MANY_DOWNCHANNELS_DELAYS = (1.0, 2.0, 4.0)
 
 log = logging.getLogger("opencic.client")
 
@@ -125,6 +128,7 @@ class CICClient:
         self._ready = asyncio.Event()  # set: downchannel up, or the client stopped
         self._supervisor: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._token_task: asyncio.Task[None] | None = None
         self._started = False
         self._closing = False
         self._fatal: ClientError | None = None
@@ -176,12 +180,15 @@ class CICClient:
             await self.aclose()
             raise
         self._supervisor = asyncio.create_task(self._supervise(), name="cic-downchannel")
+        if self._auth is not None:  # B-CN-05: renew before expires_in runs out, idle or not
+            self._token_task = asyncio.create_task(self._auth.keep_fresh(), name="cic-token")
 
     async def aclose(self) -> None:
         """Close the connection and stop background tasks (queued directives are dropped)."""
         self._closing = True
         self._ready.set()
-        tasks = [t for t in (self._supervisor, self._keepalive_task) if t is not None]
+        tasks = [t for t in (self._supervisor, self._keepalive_task, self._token_task)
+                 if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -406,7 +413,7 @@ class CICClient:
                     self._keepalive_task.cancel()
                 self._keepalive_task = asyncio.create_task(self._keep_alive(conn))
             try:
-                dc = await self._open_downchannel_authenticated(conn)
+                dc = await self._open_downchannel_throttled(conn)
             except RequestFailed:
                 raise  # the server answered: the connection itself is fine
             except BaseException:
@@ -417,6 +424,20 @@ class CICClient:
             self._ready.set()
             log.info("downchannel established source=%s", dc.source)
             return dc
+
+    async def _open_downchannel_throttled(self, conn: HTTP2Connection) -> Downchannel:
+        """B-DC-05: a 429 means too many downchannel requests in a short time (a quick
+        restart, or the server closing one whose token died): wait and try again, for
+        longer than the server's window, before giving up."""
+        for delay in (*TOO_MANY_DOWNCHANNELS_DELAYS, None):
+            try:
+                return await self._open_downchannel_authenticated(conn)
+            except RequestFailed as exc:
+                if exc.status != 429 or delay is None:
+                    raise
+                log.warning("downchannel refused with 429; retrying in %.1f s (B-DC-05)", delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _fresh_token(self) -> str:
         if self._auth is not None:
@@ -464,7 +485,9 @@ class CICClient:
             await asyncio.sleep(delay)
             try:
                 await self._establish()
-            except AuthenticationFailed as exc:
+            except (AuthenticationFailed, AuthAPIError) as exc:
+                # A refused token whose refresh is refused too (or no token left after
+                # a logout): only a new authorisation helps, retrying cannot.
                 log.error("token refused while reconnecting; giving up: %s", exc)
                 self._fatal = exc
                 break

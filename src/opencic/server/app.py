@@ -9,6 +9,7 @@ conversion happens in exactly one place, :meth:`CICApp._http`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -35,7 +36,9 @@ from ..protocol.messages import Directive, Event
 from ..protocol.multipart import MultipartLimits
 from ..protocol.schema import validate_directive_strict
 from ..protocol.user_agent import parse_user_agent
-from . import admin
+from ..state.base import TokenGrant
+from ..state.hashing import token_hash
+from . import admin, limits
 from .auth_api import AuthApi
 from .downchannels import Downchannel, encode_parts, frame
 from .responses import send_empty, send_error, send_json, send_multipart, start_multipart_stream
@@ -213,8 +216,10 @@ class CICApp:
         if not str(scope.get("http_version", "2")).startswith("2"):
             raise BadRequest("CIC requires HTTP/2 (B-CN-01)")
 
-    async def _authenticate(self, scope: Scope) -> str:
-        """B-CN-04: missing, unknown or expired bearer token -> 401."""
+    async def _authenticate(self, scope: Scope) -> tuple[TokenGrant, str]:
+        """B-CN-04: missing, unknown or expired bearer token -> 401.
+
+        Returns the token's grant and the token itself."""
         value = _header(scope, b"authorization")
         if value is None:
             raise Unauthorized("missing Authorization header (expected 'Bearer <token>')")
@@ -225,7 +230,7 @@ class CICApp:
         grant = await self.services.token_cache.lookup(token.strip())
         if grant is None:
             raise Unauthorized("access token is unknown, revoked or expired")
-        return grant.device_id
+        return grant, token.strip()
 
     def _note_user_agent(self, scope: Scope, device_id: str) -> None:
         # B-UA-05: a non-conforming User-Agent is logged, not refused.
@@ -236,21 +241,27 @@ class CICApp:
     # ------------------------------------------------------------------ downchannel
 
     async def _downchannel(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
-        device_id = await self._authenticate(scope)
+        grant, token = await self._authenticate(scope)
+        device_id = grant.device_id
         state["device"] = device_id
+        if (limits.declared_length(scope) or 0) > limits.MAX_DOWNCHANNEL_BODY:
+            raise BadRequest("GET /v1/directives carries no body (B-DC-01)")
         if not self.services.rate_limiter.allow(device_id):
             raise TooManyRequests(
                 "too many downchannel requests; keep one downchannel open per device (B-DC-05)"
             )
         self._note_user_agent(scope, device_id)
         registry = self.services.registry
-        channel = registry.open(device_id, connection_key(scope))
+        channel = registry.open(device_id, connection_key(scope), token_hash(token))
         state["status"] = 200
         state["response_started"] = True
         try:
             await start_multipart_stream(send, channel.writer.content_type)
             hello = Directive.create("Clova", "Hello")  # B-DC-02: Hello first, no dialogRequestId
             await send({"type": "http.response.body", "body": frame(channel.writer, encode_parts([hello])), "more_body": True})
+            # Directives stored while the device was offline follow Hello.
+            assert self.services.delivery is not None
+            await self.services.delivery.flush(device_id)
             await self._pump_downchannel(channel, receive, send)
         finally:
             registry.release(channel)
@@ -289,12 +300,19 @@ class CICApp:
             if scope.get("method") != "POST":
                 raise BadRequest("use POST")
             admin.check_admin(_header(scope, b"authorization"), self.services.admin_token)
+            limits.check_declared(scope, admin.MAX_ADMIN_BODY)
             body = await _read_body(receive, admin.MAX_ADMIN_BODY)
             state["drained"] = True
-            targets, directives = admin.parse_push_request(body)
-            result = admin.push(self.services.registry, targets, directives)
+            request = admin.parse_push_request(body)
+            targets = request.devices
+            if request.users:
+                targets = [*(targets or []), *await self._devices_of(request.users)]
+                targets = list(dict.fromkeys(targets))
+            assert self.services.delivery is not None
+            result = (await self.services.delivery.push(
+                targets, request.directives, queue_seconds=request.queue_seconds)).to_json()
         except CICError as exc:
-            if not state.get("drained"):
+            if not state.get("drained") and self.drain_before_early_answer:
                 await _drain(receive)
             state["status"] = exc.status
             await send_json(send, exc.status, {"error": {"code": exc.status, "description": exc.description}})
@@ -302,10 +320,21 @@ class CICApp:
         state["status"] = 200
         await send_json(send, 200, result)
 
+    async def _devices_of(self, user_names: list[str]) -> list[str]:
+        store = self.services.store
+        devices: list[str] = []
+        for name in user_names:
+            user = await store.users.get_by_name(name)
+            if user is None:
+                raise BadRequest(f"no such user: {name!r}")
+            devices += [d.device_id for d in await store.devices.list(user.user_id)]
+        return devices
+
     # ------------------------------------------------------------------ events
 
     async def _events(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]) -> None:
-        device_id = await self._authenticate(scope)
+        grant, _ = await self._authenticate(scope)
+        device_id = grant.device_id
         state["device"] = device_id
         strict = self.settings.connection_check == "strict"
         if not self.services.registry.accepts_event(device_id, connection_key(scope), strict=strict):
@@ -313,11 +342,15 @@ class CICApp:
                 "no open downchannel on this connection: open GET /v1/directives first and "
                 "send events on the same HTTP/2 connection (B-EV-02)"
             )
+        max_body = self.settings.max_event_bytes
+        limits.check_declared(scope, max_body, "the event request body")
         parser = EventRequestParser(
             _header(scope, b"content-type"), self.limits, max_json_bytes=self.settings.max_json_bytes
         )
+        received = 0
         event: Event | None = None
-        device = DeviceContext(device_id, _header(scope, b"user-agent"))
+        device = DeviceContext(device_id, _header(scope, b"user-agent"), user_id=grant.user_id,
+                               guest=grant.guest)
         # A voice request is answered as its audio streams (B-SR-01, B-AU-03).
         voice: VoiceTurn | None = None
         try:
@@ -331,18 +364,25 @@ class CICApp:
                 # Before parsing: a parse error must not make _fail wait for body that
                 # will never come.
                 state["drained"] = not more
-                items = parser.feed(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > max_body:
+                    raise limits.too_large(max_body, "the event request body")
+                items = parser.feed(chunk)
                 if not more:
                     items += parser.close()
                 for item in items:
                     if isinstance(item, EventReceived):
                         event = item.event
                         state["dialog"] = event.header.dialog_request_id
+                        await self.services.assistant.observe(event, device)
                         if event.qualified_name == "SpeechRecognizer.Recognize":
                             voice = self.services.assistant.start_voice(event, device)
+                            # KeepRecording, ShowRecognizedText (B-SR-03/04).
+                            voice.interim = functools.partial(self._push_voice, device_id)
                     elif isinstance(item, AudioChunk):
                         if voice is not None and voice.feed(item.data, item.part):
-                            self._push_stop_capture(device_id, voice)
+                            self._push_voice(device_id, voice.stop_capture())
                     elif isinstance(item, AudioEnded) and voice is not None:
                         voice.end_of_audio()
             if event is None:
@@ -372,22 +412,30 @@ class CICApp:
         state["status"] = 200
         await send_multipart(send, 200, reply.directives, reply.attachments)
 
-    def _push_stop_capture(self, device_id: str, voice: VoiceTurn) -> None:
-        """B-SR-01: StopCapture goes on the device's downchannel, at once, while the
-        upload may still be running; audio after it is not processed (B-AU-05)."""
-        directive = voice.stop_capture()
+    def _push_voice(self, device_id: str, directive: Directive) -> None:
+        """B-SR-01/03/04: StopCapture, ShowRecognizedText and KeepRecording go on the
+        device's downchannel, at once, while the upload may still be running; audio
+        after StopCapture is not processed (B-AU-05)."""
         validate_directive_strict(directive)
         if not self.services.registry.push(device_id, [directive]):
-            log.info("no downchannel for StopCapture", extra={
+            log.info("no downchannel for a voice directive", extra={
                 "device": device_id, "dialogRequestId": directive.dialog_request_id,
+                "directive": directive.qualified_name,
             })
 
 
 async def _watch_disconnect(channel: Downchannel, receive: Receive) -> None:
+    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             channel.gone()
+            return
+        received += len(message.get("body", b""))
+        if received > limits.MAX_DOWNCHANNEL_BODY:
+            # A body on GET /v1/directives (one the check of Content-Length could not
+            # see): end the stream cleanly instead of reading it for ever.
+            channel.close()
             return
 
 
@@ -401,7 +449,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BadRequest(f"body is larger than {limit} bytes")
+            raise limits.too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)

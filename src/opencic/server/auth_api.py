@@ -8,9 +8,14 @@ leaves the auth base URI to the deployment (ambiguity #36). Every endpoint takes
 or POST and reads its parameters from the query string *and* an
 ``application/x-www-form-urlencoded`` body (ambiguity #37); a parameter given twice
 with different values is refused. Answers are JSON (``application/json``), never the
-CIC multipart ``System.Exception``. Bodies are limited to :data:`MAX_AUTH_BODY`;
-``/token`` is rate-limited per ``client_id``. Nothing of a request's parameters is
-logged (the access log has the path only, without the query string).
+CIC multipart ``System.Exception``. Bodies are limited to :data:`MAX_AUTH_BODY` and
+query strings to :data:`MAX_AUTH_QUERY`. ``/authorize`` and ``/token`` are each
+rate-limited per client address *and* per ``client_id`` (429 with ``Retry-After``):
+per address, so a client cannot escape the limit by inventing ``client_id`` values
+(each ``/token`` costs a scrypt check of the secret); per ``client_id``, so guesses
+against one product spread over many addresses are bounded too. Nothing of a
+request's parameters is logged (the access log has the path only, without the query
+string).
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from __future__ import annotations
 import html
 import json
 import logging
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..auth.service import AuthError, AuthService
 from ..protocol.ids import new_id
-from .downchannels import DownchannelRateLimiter
+from .limits import RateLimiter, declared_length
 from .login_page import LoginPage, message_page
 from .services import Services
 
@@ -36,6 +42,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_AUTH_BODY = 16 * 1024
+MAX_AUTH_QUERY = 8 * 1024
+# A body of unknown length is read (and dropped) up to this much before the 400, so
+# Hypercorn, which kills the connection on DATA for an answered stream, rarely sees it.
+MAX_AUTH_DISCARD = 64 * MAX_AUTH_BODY
 MAX_FIELDS = 32
 FORM_TYPE = "application/x-www-form-urlencoded"
 AGREEMENT_SUCCESS = "clova://agreement-success"
@@ -74,8 +84,12 @@ class AuthApi:
         self.terms_path = f"{prefix}/terms"
         self.login_path = f"{prefix}/login"
         self.paths = {self.authorize_path, self.token_path, self.terms_path, self.login_path}
-        self.rate_limiter = DownchannelRateLimiter(settings.auth_token_max_requests,
-                                                   settings.auth_token_window_seconds)
+        limit, window = settings.auth_token_max_requests, settings.auth_token_window_seconds
+        rate_limited = (self.authorize_path, self.token_path)
+        self.per_peer = {p: RateLimiter(limit, window) for p in rate_limited}
+        self.per_client = {p: RateLimiter(limit, window) for p in rate_limited}
+        # Hypercorn kills the connection on DATA for a stream already answered.
+        self.read_before_refusing = settings.server == "hypercorn"
         self.service = AuthService(services.store, settings, on_revoke=self._revoked,
                                    on_rotate=self._rotated)
         self.login = LoginPage(self.service, self.login_path, settings.data_dir,
@@ -112,11 +126,16 @@ class AuthApi:
             if path == self.terms_path:
                 await self._terms(scope, send, params, state)
                 return
+            retry = self._rate_limited(path, scope, params)
+            if retry is not None:
+                who, seconds = retry
+                state["status"] = 429
+                await _send_json(send, 429, {
+                    "error": "slow_down",
+                    "error_description": f"too many requests {who}; retry in {seconds} s",
+                }, [(b"retry-after", str(seconds).encode())])
+                return
             if path == self.token_path:
-                key = params.get("client_id") or "peer:" + str((scope.get("client") or ("?",))[0])
-                if not self.rate_limiter.allow(key[:128]):
-                    raise AuthError(429, "slow_down", "too many token requests for this "
-                                    "client_id; retry later")
                 result = await self.service.token(params)
             else:
                 result = await self.service.authorize(
@@ -134,6 +153,20 @@ class AuthApi:
             return
         state["status"] = result.status
         await _send_json(send, result.status, result.body)
+
+    def _rate_limited(self, path: str, scope: Scope,
+                      params: dict[str, str]) -> tuple[str, int] | None:
+        """(whose limit, Retry-After seconds) when the request is over a limit."""
+        if path not in self.per_peer:
+            return None
+        now = time.monotonic()
+        peer = str((scope.get("client") or ("?",))[0])
+        if not self.per_peer[path].allow(peer, now):
+            return "from this address", self.per_peer[path].retry_after(peer, now)
+        client_id = params.get("client_id", "")[:128]
+        if client_id and not self.per_client[path].allow(client_id, now):
+            return "for this client_id", self.per_client[path].retry_after(client_id, now)
+        return None
 
     async def _login(self, scope: Scope, receive: Receive, send: Send,
                      state: dict[str, Any]) -> None:
@@ -154,11 +187,18 @@ class AuthApi:
 
     async def _params(self, scope: Scope, receive: Receive) -> dict[str, str]:
         method = scope.get("method", "GET")
+        length = declared_length(scope)
+        if length is not None and length > MAX_AUTH_BODY and not self.read_before_refusing:
+            raise _too_large()  # refused before a byte of it is read
         body = await self._body(receive)
         if method not in ("GET", "POST"):
             raise AuthError(400, "invalid_request", f"{method} is not allowed; use GET or POST")
+        query = scope.get("query_string", b"")
+        if len(query) > MAX_AUTH_QUERY:
+            raise AuthError(400, "invalid_request",
+                            f"the query string is longer than {MAX_AUTH_QUERY} bytes")
         params: dict[str, str] = {}
-        _parse(scope.get("query_string", b""), "query string", params)
+        _parse(query, "query string", params)
         if body:
             ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype != FORM_TYPE:
@@ -178,12 +218,12 @@ class AuthApi:
             size += len(chunk)
             if size <= MAX_AUTH_BODY:
                 chunks.append(chunk)
-            elif size > 64 * MAX_AUTH_BODY:
+            elif size > MAX_AUTH_DISCARD:
                 break  # stop reading: answer now
             if not message.get("more_body"):
                 break
         if size > MAX_AUTH_BODY:
-            raise AuthError(400, "invalid_request", f"body is larger than {MAX_AUTH_BODY} bytes")
+            raise _too_large()
         return b"".join(chunks)
 
     def _terms_url(self, scope: Scope, code: str) -> str:
@@ -222,6 +262,10 @@ class AuthApi:
         await _send(send, 302, b"", None, [(b"location", location.encode())])
 
 
+def _too_large() -> AuthError:
+    return AuthError(400, "invalid_request", f"body is larger than {MAX_AUTH_BODY} bytes")
+
+
 def _terms_page(action: str, code: str) -> str:
     code_attr = html.escape(code, quote=True)
     return f"""<!doctype html>
@@ -249,6 +293,7 @@ async def _send(send: Send, status: int, body: bytes, content_type: str | None,
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _send_json(send: Send, status: int, document: Any) -> None:
+async def _send_json(send: Send, status: int, document: Any,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
     # RFC 6749 §5.1: responses carrying tokens must not be cached.
-    await _send(send, status, json.dumps(document).encode(), "application/json")
+    await _send(send, status, json.dumps(document).encode(), "application/json", headers)

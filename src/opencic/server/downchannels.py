@@ -26,6 +26,9 @@ _CLOSE = b""  # sentinel in a downchannel queue: end the stream cleanly
 class Downchannel:
     device_id: str
     connection: ConnectionKey
+    # SHA-256 of the access token that opened it: the stream lives only as long as the
+    # token does (the token sweep in housekeeping.py ends it once revoked or expired).
+    token_hash: str = ""
     writer: MultipartWriter = field(default_factory=MultipartWriter)
     # Framed bytes to send; b"" = end the stream cleanly; None = the device is gone.
     queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
@@ -73,12 +76,12 @@ class DownchannelRegistry:
     def __len__(self) -> int:
         return len(self._by_device)
 
-    def open(self, device_id: str, connection: ConnectionKey) -> Downchannel:
+    def open(self, device_id: str, connection: ConnectionKey, token_hash: str = "") -> Downchannel:
         """Register a new downchannel; the device's previous one is closed (B-DC-04)."""
         previous = self._by_device.get(device_id)
         if previous is not None:
             previous.close()
-        channel = Downchannel(device_id, connection)
+        channel = Downchannel(device_id, connection, token_hash)
         self._by_device[device_id] = channel
         return channel
 
@@ -115,6 +118,20 @@ class DownchannelRegistry:
                 channel.push_bytes(frame(channel.writer, parts))
                 count += 1
         return count
+
+    def token_hashes(self) -> list[str]:
+        """The distinct access-token hashes the open downchannels were opened with."""
+        return list({c.token_hash for c in self._by_device.values() if c.token_hash and not c.closed})
+
+    def close_tokens(self, dead: set[str]) -> list[str]:
+        """Ends (cleanly) the downchannels opened with any of these token hashes;
+        returns their device ids. The device reconnects and gets 401 (B-CN-04/05)."""
+        closed = []
+        for channel in list(self._by_device.values()):
+            if channel.token_hash in dead and not channel.closed:
+                channel.close()
+                closed.append(channel.device_id)
+        return closed
 
     def close_all(self) -> None:
         for channel in list(self._by_device.values()):

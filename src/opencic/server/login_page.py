@@ -146,12 +146,14 @@ class CsrfTokens:
         assert session is not None
         issued_text, _, rest = token.partition(".")
         nonce, _, mac = rest.partition(".")
-        if not (issued_text.isdigit() and nonce and mac):
+        # ASCII only: str.isdigit() accepts digits int() refuses ("²"), and
+        # compare_digest raises on non-ASCII str; either would be a 500, not a 403.
+        if not (token.isascii() and issued_text.isdigit() and nonce and mac):
             return False
         issued, now = int(issued_text), self.clock()
         if not (now - self.ttl <= issued <= now + 60):
             return False
-        if not hmac.compare_digest(mac, self._mac(session, issued, nonce, bound)):
+        if not hmac.compare_digest(mac.encode(), self._mac(session, issued, nonce, bound).encode()):
             return False
         if len(self._used) > 10_000:
             self._used = {n: t for n, t in self._used.items() if t > now}

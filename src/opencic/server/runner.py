@@ -94,6 +94,7 @@ def _serve_granian(settings: Settings) -> None:
         backpressure=settings.backpressure,
         http2_settings=HTTP2Settings(
             max_concurrent_streams=settings.max_concurrent_streams,
+            max_headers_size=settings.max_header_bytes,
             # Detect dead devices so their downchannel slot is freed.
             keep_alive_interval=120_000,
             keep_alive_timeout=20,
@@ -119,6 +120,7 @@ def _serve_hypercorn(settings: Settings) -> None:
     config.keep_alive_max_requests = 2**62
     config.keep_alive_timeout = 24 * 3600
     config.h2_max_concurrent_streams = settings.max_concurrent_streams
+    config.h2_max_header_list_size = settings.max_header_bytes
     config.alpn_protocols = ["h2"]
     if not settings.h2c:
         config.certfile = str(settings.cert_path)

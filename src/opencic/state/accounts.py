@@ -116,3 +116,7 @@ class SqlAuthCodes:
             return False
         return await self._db.execute(
             "DELETE FROM auth_codes WHERE code_hash = ?", token_hash(code)) > 0
+
+    async def purge_expired(self, *, now: float | None = None) -> int:
+        return await self._db.execute(
+            "DELETE FROM auth_codes WHERE expires_at <= ?", now_or(now))

@@ -83,7 +83,7 @@ class IssuedToken:
     refresh_expires_at: float | None
 
     def expires_in(self, now: float) -> int:
-        return max(0, int(self.expires_at - now))
+        return max(0, round(self.expires_at - now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +112,20 @@ class PendingDirective:
     directive: Any  # JSON-compatible
     created_at: float
     expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    device_id: str
+    token: str
+    type: str  # ALARM, TIMER, REMINDER, ACTIONTIMER
+    scheduled_at: float
+    payload: Any  # the Alerts.SetAlert payload as sent to the device
+    status: str  # requested, set, deleting (see state/alerts.py)
+    created_at: float
+    updated_at: float
+    # The Recognize that asked for it: its later confirmation belongs to that dialogue.
+    dialog_request_id: str | None = None
 
 
 # ------------------------------------------------------------------ repositories
@@ -172,6 +186,11 @@ class TokenRepository(Protocol):
         A refresh token works once; None if unknown, used, revoked or expired, or (when
         given) issued to another client or device."""
         ...
+    async def live_among(self, access_hashes: Sequence[str], *,
+                         now: float | None = None) -> set[str]:
+        """Which of these access-token hashes are still live (not revoked, not expired,
+        not deleted): the server's sweep over its open downchannels."""
+        ...
     async def revoke(self, token: str) -> bool:
         """Revokes the pair that ``token`` (access or refresh) belongs to."""
         ...
@@ -203,6 +222,9 @@ class AuthCodeRepository(Protocol):
     async def pending_user(self, code: str, *, now: float | None = None) -> str | None: ...
     async def release(self, code: str, *, now: float | None = None) -> bool: ...
     async def discard(self, code: str) -> bool: ...
+    async def purge_expired(self, *, now: float | None = None) -> int:
+        """Deletes codes past their expiry (claimed ones are already gone)."""
+        ...
 
 
 class SettingsRepository(Protocol):
@@ -237,6 +259,22 @@ class PendingDirectiveRepository(Protocol):
     async def purge_expired(self, *, now: float | None = None) -> int: ...
 
 
+class AlertRepository(Protocol):
+    async def put(self, device_id: str, payload: dict[str, Any], *, scheduled_at: float,
+                  status: str = "requested", dialog_request_id: str | None = None,
+                  now: float | None = None) -> Alert:
+        """Creates or replaces the alert ``payload["token"]`` of the device."""
+        ...
+    async def get(self, device_id: str, token: str) -> Alert | None: ...
+    async def list(self, device_id: str, *,
+                   statuses: tuple[str, ...] = ("requested", "set")) -> list[Alert]:
+        """The device's alerts in these states, soonest first."""
+        ...
+    async def set_status(self, device_id: str, token: str, status: str, *,
+                         now: float | None = None) -> bool: ...
+    async def remove(self, device_id: str, token: str) -> bool: ...
+
+
 class Store(Protocol):
     """One database: the repositories over it, opened (and migrated) once per process."""
 
@@ -263,6 +301,8 @@ class Store(Protocol):
     def device_state(self) -> DeviceStateRepository: ...
     @property
     def pending(self) -> PendingDirectiveRepository: ...
+    @property
+    def alerts(self) -> AlertRepository: ...
 
     async def open(self) -> None:
         """Connects and applies pending migrations; refuses a newer schema."""

@@ -109,6 +109,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX auth_codes_expiry ON auth_codes(expires_at);
     """,
+    # 3: alerts (SQLite migration 4).
+    """
+    CREATE TABLE alerts (
+        device_id    TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,
+        token        TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        scheduled_at DOUBLE PRECISION NOT NULL,
+        payload      JSONB NOT NULL,
+        status       TEXT NOT NULL,
+        dialog_request_id TEXT,
+        created_at   DOUBLE PRECISION NOT NULL,
+        updated_at   DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (device_id, token)
+    );
+    CREATE INDEX alerts_schedule ON alerts(scheduled_at);
+    """,
 )
 
 
@@ -133,13 +149,23 @@ def _translate(exc: asyncpg.IntegrityConstraintViolationError) -> Exception:
     return exc
 
 
+# Query parameters of a libpq/asyncpg DSN that hold secrets (a password can be given
+# as ?password=… as well as in the user-info part).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
 def redact(dsn: str) -> str:
-    """The DSN without its password, for logs and error messages."""
+    """The DSN without its passwords, for logs and error messages."""
     parts = urllib.parse.urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    fields = parts.query.split("&") if parts.query else []
+    for i, field in enumerate(fields):
+        name = field.split("=", 1)[0]
+        if urllib.parse.unquote_plus(name).lower() in _SECRET_PARAMS:
+            fields[i] = f"{name}=***"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query="&".join(fields)))
 
 
 class _Conn:

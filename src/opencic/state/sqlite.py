@@ -129,6 +129,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX auth_codes_expiry ON auth_codes(expires_at);
     """,
+    # 4: alerts (Alerts.SetAlert payloads as sent, per device, with their state).
+    """
+    CREATE TABLE alerts (
+        device_id    TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,
+        token        TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        scheduled_at REAL NOT NULL,
+        payload      TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        dialog_request_id TEXT,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (device_id, token)
+    );
+    CREATE INDEX alerts_schedule ON alerts(scheduled_at);
+    """,
 )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Self
 
 from .accounts import SqlAccountTokens, SqlAuthCodes
+from .alerts import SqlAlerts
 from .driver import Driver
 from .repositories import (
     SqlClients,
@@ -77,6 +78,7 @@ class SqlStore:
         self.settings = SqlSettings(driver)
         self.device_state = SqlDeviceState(driver)
         self.pending = SqlPendingDirectives(driver)
+        self.alerts = SqlAlerts(driver)
 
     async def open(self) -> None:
         await self.driver.connect()

@@ -24,6 +24,11 @@ _INSERT = (
 )
 
 
+# Hashes per query in live_among: well under SQLite's 32766 host parameters, and one
+# query stays short enough not to hold the database thread up for long.
+_LIVE_BATCH = 500
+
+
 def valid_device_id(device_id: str) -> bool:
     return valid_identifier(device_id)
 
@@ -112,6 +117,21 @@ class SqlTokens:
             return await self._insert(tx, str(row[0]), ttl=ttl, refresh_ttl=refresh_ttl,
                                       user_id=row[1], client_id=row[2], guest=bool(row[3]),
                                       now=at)
+
+    async def live_among(self, access_hashes: Sequence[str], *,
+                         now: float | None = None) -> set[str]:
+        at = now_or(now)
+        live: set[str] = set()
+        for start in range(0, len(access_hashes), _LIVE_BATCH):
+            batch = list(access_hashes[start:start + _LIVE_BATCH])
+            marks = ", ".join("?" * len(batch))
+            rows = await self._db.fetch(
+                f"SELECT access_hash FROM tokens WHERE access_hash IN ({marks})"
+                " AND NOT revoked AND expires_at > ?",
+                *batch, at,
+            )
+            live.update(str(r[0]) for r in rows)
+        return live
 
     async def revoke(self, token: str) -> bool:
         if not _usable(token):

@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from ..turn import Capability, QuestionFor
 from ..understanding import FALLBACK
-from . import fallback, greeting, volume
+from . import alerts, fallback, greeting, volume
 from . import help as help_capability
 from . import time as time_capability
 
@@ -26,6 +26,11 @@ CAPABILITIES: Mapping[str, Capability] = MappingProxyType(
         "VolumeSet": volume.volume_set,
         "Mute": volume.mute,
         "Unmute": volume.unmute,
+        "SetAlarm": alerts.set_alarm,
+        "SetTimer": alerts.set_timer,
+        "StopAlert": alerts.stop_alert,
+        "CancelAlerts": alerts.cancel_alerts,
+        "ListAlerts": alerts.list_alerts,
         FALLBACK: fallback.fallback,
     }
 )
@@ -35,6 +40,8 @@ CAPABILITIES: Mapping[str, Capability] = MappingProxyType(
 QUESTIONS: Mapping[str, QuestionFor] = MappingProxyType(
     {
         "VolumeSet": volume.ask_level,
+        "SetAlarm": alerts.ask_alarm_time,
+        "SetTimer": alerts.ask_timer_duration,
     }
 )
 
@@ -44,6 +51,10 @@ FIXED_PHRASES: tuple[str, ...] = (
     *help_capability.PHRASES,
     *fallback.PHRASES,
     *volume.PHRASES,
+    *alerts.PHRASES,
 )
 
-__all__ = ["CAPABILITIES", "FIXED_PHRASES", "QUESTIONS"]
+# Intents that act on an account's data: a guest-mode token gets Clova.ExpectLogin.
+ACCOUNT_INTENTS = alerts.ACCOUNT_INTENTS
+
+__all__ = ["ACCOUNT_INTENTS", "CAPABILITIES", "FIXED_PHRASES", "QUESTIONS"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...protocol.messages import Event
+from ..locales import locale_for
 from ..turn import Clock, DeviceContext, IntentResponse
 from ..understanding import IntentResult
 
@@ -19,7 +20,7 @@ def fallback(
         return IntentResponse.say(NOTHING_HEARD)
     if len(text) > MAX_ECHO:
         text = text[: MAX_ECHO - 1].rstrip() + "…"
-    display = f'Sorry, I didn\'t understand "{text}". Try "What time is it?" or say "help".'
+    display = locale_for(intent.lang).not_understood(text)
     return IntentResponse.say(NOT_UNDERSTOOD, display)
 
 
