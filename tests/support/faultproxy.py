@@ -12,9 +12,12 @@ It moves bytes and nothing else: it does not speak HTTP/2 and cannot answer for 
 server. It keeps a bounded copy of what each connection carried, so a test can read the
 HTTP/2 frames a client really put on the wire (:meth:`Link.requests`).
 
-Bounded: at most ``max_connections`` links, one read chunk held per direction while
-paused (the sockets are not read meanwhile, so TCP applies back-pressure), at most
-``record_limit`` bytes recorded, and after ``lifetime`` seconds it closes itself.
+Bounded: at most ``max_connections`` links, at most ``hold_limit`` bytes held per
+direction while paused (past that the socket is not read, so TCP applies back-pressure),
+at most ``record_limit`` bytes recorded, and after ``lifetime`` seconds it closes itself.
+While paused it keeps reading and recording up to ``hold_limit``: a test that waits for
+"the client sent X" must see X even when the client wrote something else (a
+WINDOW_UPDATE, a PING) just before it.
 """
 
 from __future__ import annotations
@@ -70,10 +73,12 @@ class Link:
 
 class FaultProxy:
     def __init__(self, upstream_host: str, upstream_port: int, *, max_connections: int = 32,
-                 record_limit: int = 32 << 20, lifetime: float = 120.0) -> None:
+                 record_limit: int = 32 << 20, hold_limit: int = 1 << 20,
+                 lifetime: float = 120.0) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.max_connections = max_connections
         self.record_limit = record_limit
+        self.hold_limit = hold_limit
         self.lifetime = lifetime
         self.links: list[Link] = []
         self.recorded = 0
@@ -186,19 +191,46 @@ class FaultProxy:
 
     async def _pump(self, link: Link, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter, record: bytearray) -> None:
+        held = bytearray()  # read (and recorded) but not yet forwarded
+        ended = False
+        reading: asyncio.Task[bytes] | None = None
         try:
             while not link.closed.is_set():
-                data = await reader.read(CHUNK)
+                running = self._running.is_set()
+                if running and held:
+                    writer.write(bytes(held))
+                    held.clear()
+                    await writer.drain()
+                    continue
+                if ended:
+                    if running:
+                        break
+                    await self._running.wait()  # flush what is held, then end
+                    continue
+                if not running and len(held) >= self.hold_limit:
+                    await self._running.wait()  # full: stop reading, TCP pushes back
+                    continue
+                if reading is None:
+                    reading = asyncio.ensure_future(reader.read(CHUNK))
+                if not running:
+                    resumed = asyncio.ensure_future(self._running.wait())
+                    await asyncio.wait({reading, resumed}, return_when=asyncio.FIRST_COMPLETED)
+                    resumed.cancel()
+                    if not reading.done():
+                        continue  # resumed while waiting: flush first, keep the read
+                data = await reading
+                reading = None
                 self._record(record, data)
-                # Paused: hold this chunk and read nothing more until resume().
-                await self._running.wait()
-                if not data or link.closed.is_set():
-                    break
-                writer.write(data)
-                await writer.drain()
+                if data:
+                    held += data
+                else:
+                    ended = True
         except (OSError, ConnectionError):
             link.abort()
             return
+        finally:
+            if reading is not None:
+                reading.cancel()
         if not link.closed.is_set():
             link.close()  # one side ended the connection: end the other side too
 
