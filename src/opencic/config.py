@@ -78,6 +78,10 @@ class Settings:
     # Begin the final decode at a 200 ms pause; if no speech follows it is the final
     # transcript, so the answer is ready about when the silence rule fires.
     speculative_decode: bool = True
+    # End of speech after this much silence (instead of vad_silence_ms) when that
+    # pause's speculative transcript is a complete request: one understood, with
+    # nothing left to ask. 0: always wait for vad_silence_ms.
+    early_endpoint_ms: float = 300.0
     # A whole POST /v1/events body (400 beyond). Audio parts are streamed, never held,
     # but without a bound any event could keep a stream busy with junk parts for ever;
     # it must leave room for max_json_bytes plus max_audio_seconds of 16 kHz audio.
@@ -264,6 +268,12 @@ def _check_speech(s: Settings) -> None:
         raise ConfigError(
             f"setting 'partial_results_interval_ms': {s.partial_results_interval_ms:g} is "
             "below 200 (one 200 ms audio part, B-AU-02; each partial re-decodes all the audio)"
+        )
+    if s.early_endpoint_ms != 0 and not 200 <= s.early_endpoint_ms <= s.vad_silence_ms:
+        raise ConfigError(
+            f"setting 'early_endpoint_ms': {s.early_endpoint_ms:g} must be 0 (off) or between "
+            f"200 (the pause that starts the speculative decode) and vad_silence_ms "
+            f"({s.vad_silence_ms:g})"
         )
     if s.keep_recording_seconds != 0 and not 1 <= s.keep_recording_seconds <= s.max_audio_seconds:
         raise ConfigError(

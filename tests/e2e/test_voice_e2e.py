@@ -230,3 +230,4 @@ def test_cli_device_wav_prints_timings_and_writes_the_mp3(cic_server: Any, tmp_p
                for line in lines)
     assert any("response complete: HTTP 200" in line for line in lines)
     assert (out / "speak-1.mp3").stat().st_size > 1000
+

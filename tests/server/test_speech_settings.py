@@ -19,6 +19,7 @@ def test_defaults_follow_the_contract() -> None:
     assert (s.vad_silence_ms, s.no_speech_timeout_seconds, s.max_audio_seconds) == (600, 5, 30)
     assert s.keep_recording_seconds == 4.0 and s.partial_results_interval_ms == 1000
     assert s.asr_model_path is None  # the bundled tiny.en
+    assert s.speculative_decode is True and s.early_endpoint_ms == 300
 
 
 def test_speech_settings_from_toml_and_environment(tmp_path: Path) -> None:
@@ -51,6 +52,10 @@ def test_speech_settings_from_toml_and_environment(tmp_path: Path) -> None:
         ({"OPENCIC_PARTIAL_RESULTS": "sometimes"}, r"setting 'partial_results'"),
         ({"OPENCIC_PARTIAL_RESULTS_INTERVAL_MS": "100"},
          r"'partial_results_interval_ms': 100 is below 200"),
+        ({"OPENCIC_EARLY_ENDPOINT_MS": "100"},
+         (r"'early_endpoint_ms': 100 must be 0 \(off\) or between 200 .* and "
+          r"vad_silence_ms \(600\)")),
+        ({"OPENCIC_EARLY_ENDPOINT_MS": "700"}, r"'early_endpoint_ms': 700 must be 0"),
         ({"OPENCIC_KEEP_RECORDING_SECONDS": "0.5"},
          (r"'keep_recording_seconds': 0\.5 must be 0 \(never\) or between 1 and "
          r"max_audio_seconds \(30\)")),
@@ -129,5 +134,5 @@ def test_readme_documents_the_speech_settings() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name in ("asr_model_path", "vad_silence_ms", "no_speech_timeout_seconds",
                  "max_audio_seconds", "partial_results", "partial_results_interval_ms",
-                 "keep_recording_seconds"):
+                 "keep_recording_seconds", "speculative_decode", "early_endpoint_ms"):
         assert f"`{name}`" in readme, name

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..protocol.errors import BadRequest
@@ -46,6 +47,15 @@ class SpeechOutput(Protocol):
     """What the assistant needs from speech/: MP3 bytes for a text, without blocking."""
 
     async def speak_mp3(self, text: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerPreview:
+    """:meth:`Assistant.preview_answer`: the words being rendered (None: nothing to say,
+    or no voice), and whether the request is complete: understood, with nothing to ask."""
+
+    words: str | None
+    complete: bool
 
 
 class Assistant:
@@ -185,6 +195,46 @@ class Assistant:
             return self.respond(intent, event, device)
         asked = self.dialogue.ask(device.device_id, intent, question, dialog)
         return IntentResponse(question.speech, question.speech, (expect_speech(asked),))
+
+    def preview_answer(self, text: str, event: Event, device: DeviceContext) -> AnswerPreview:
+        """What :meth:`answer` would most likely do with ``text``, and its speech started
+        rendering in the background.
+
+        For a transcript that is probable but not final yet (a voice request's
+        speculative decode at a pause): when the request does end there, :meth:`render`
+        finds that MP3 cached or in flight instead of starting from nothing, and a
+        complete request may end the capture early. It has none of :meth:`answer`'s
+        effects (the pending question stays, the device's language is not changed,
+        nothing is stored) and is only a guess: a clock that ticks over, or a different
+        final text, just makes it a wasted render.
+        """
+        pending = self.dialogue.peek(device.device_id)
+        speech_id = _speech_id(event.payload)
+        if pending is not None and (speech_id is None or pending.speech_id != speech_id):
+            pending = None  # answer() would take it as a fresh request (B-SR-06)
+        lang = request_language(event.header.namespace, event.payload, text,
+                                self.understanding.languages)
+        intent = self.understand(text, pending, lang)
+        ask = self.questions.get(intent.name)
+        question = ask(intent, event) if ask is not None else None
+        speech: str | None
+        if question is not None:
+            speech = question.speech
+        elif device.guest and intent.name in ACCOUNT_INTENTS:
+            speech = SIGN_IN_FIRST
+        else:
+            capability = self.capabilities.get(intent.name) or self.capabilities[FALLBACK]
+            # Capabilities are pure (effects are returned, applied by finish()).
+            speech = capability(intent, event, device, self.clock).speech
+        complete = intent.name != FALLBACK and question is None
+        locale = locale_for(self.reply_language(event, device))
+        voice = self.voices.get(locale.lang)
+        prefetch = getattr(voice, "prefetch", None)
+        if not speech or prefetch is None:
+            return AnswerPreview(None, complete)
+        words = locale.say(speech)
+        prefetch(words)
+        return AnswerPreview(words, complete)
 
     def respond(self, intent: IntentResult, event: Event, device: DeviceContext) -> IntentResponse:
         """Run the capability for ``intent``; a failing capability answers with an apology.

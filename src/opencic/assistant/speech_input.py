@@ -42,6 +42,7 @@ class SpeechInput:
         partial_results: bool = False,
         keep_recording_ms: float = 4000.0,
         speculative_decode: bool = True,
+        early_endpoint_ms: float = 0.0,
     ) -> None:
         self.recognizer = recognizer
         self.vad = vad
@@ -51,6 +52,8 @@ class SpeechInput:
         self.partial_results = partial_results  # B-SR-03: off unless arranged
         self.keep_recording_ms = keep_recording_ms  # 0: never send KeepRecording
         self.speculative_decode = speculative_decode  # final decode begun at a pause
+        # End at this silence when the pause's guess is a complete request (0: never).
+        self.early_endpoint_ms = early_endpoint_ms
         # Expected wall time of one decode, learned from every final and partial decode
         # (PartialScheduler rule 1): under load decodes get slower and previews keep
         # further from the end of speech; once a decode takes longer than the silence
@@ -92,6 +95,7 @@ class SpeechInput:
             partial_results=settings.partial_results,
             keep_recording_ms=settings.keep_recording_seconds * 1000.0,
             speculative_decode=settings.speculative_decode,
+            early_endpoint_ms=settings.early_endpoint_ms,
         )
 
     async def load(self) -> None:

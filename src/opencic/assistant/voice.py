@@ -23,6 +23,12 @@ and pushing to downchannels meanwhile. The answer is prepared as soon as end of 
 is known, while the device may still be sending; the server sends it once the upload
 is complete (B-AU-03).
 
+At a 200 ms pause the final decode starts speculatively; when its guess is in, the
+answer's speech starts rendering (:meth:`Assistant.preview_answer`, no effects), and if
+the guess is a complete request (understood, nothing to ask) the capture ends once the
+pause reaches ``early_endpoint_ms`` rather than the whole silence rule. A request that
+would ask a question, or is not understood, keeps the whole rule to go on.
+
 Interim directives go to ``turn.interim`` (the server pushes them on the device's
 downchannel) while the device is still capturing:
 
@@ -108,6 +114,8 @@ class VoiceTimings:
     answer_at: float | None = None
     decode_ms: float | None = None
     speculative: bool = False  # the final transcript came from a decode begun at a pause
+    prefetched: bool = False  # the speculative transcript's answer speech was started early
+    early_end: bool = False  # ended at early_endpoint_ms: the guess was a complete request
     keep_recording: int = 0  # KeepRecording directives sent
     partial_wall_ms: float = 0.0  # wall time of the partial decodes, all together
 
@@ -172,6 +180,8 @@ class VoiceTurn:
         self._speculated_voiced_end_ms = 0.0
         self._speculate = (engines.speculative_decode and self.initiator.endpoint_on_silence
                            and engines.silence_ms >= SPECULATE_AFTER_MS + 100.0)
+        self._early_end_ms = engines.early_endpoint_ms if self._speculate else 0.0
+        self._guess_complete = False  # the standing guess is a complete request
 
     # ------------------------------------------------------------------ input
 
@@ -212,6 +222,9 @@ class VoiceTurn:
                 self._end_of_speech(vad_event)
                 return True
         self._while_capturing()
+        if self._early_end_due():
+            self._end_early()
+            return True
         return False
 
     def end_of_audio(self) -> None:
@@ -273,9 +286,60 @@ class VoiceTurn:
             self._speculated_voiced_end_ms = voiced_end
             self._speculation = asyncio.create_task(self._session.aspeculate(),
                                                     name="voice-speculation")
+            self._speculation.add_done_callback(self._on_guess)
+
+    def _on_guess(self, task: asyncio.Task[Transcript]) -> None:
+        """The pause's guess is in while the silence rule is still counting. Start
+        rendering its answer's speech now, so that if the request ends here the answer
+        does not wait for its MP3; and if the guess is a complete request, the capture
+        may end early (:meth:`_early_end_due`)."""
+        if task is not self._speculation or task.cancelled() or task.exception() is not None:
+            return  # stale (the user went on) or failed: the final decode decides
+        text = task.result().text.strip()
+        if not text or self._stopped:
+            return
+        try:
+            preview = self.assistant.preview_answer(text, self.event, self.device)
+        except Exception:  # a guess that fails costs nothing but the guess
+            _LOGGER.warning("answer preview failed", exc_info=True,
+                            extra={"dialogRequestId": self.dialog_request_id})
+            return
+        self.timings.prefetched = preview.words is not None
+        self._guess_complete = preview.complete
+        if self._early_end_due():
+            # Between parts: nobody is waiting on feed() to return True, so StopCapture
+            # goes out from here (B-SR-01).
+            self._end_early()
+            self._emit(self.stop_capture())
+
+    def _early_end_due(self) -> bool:
+        """End of speech before the silence rule: the pause has lasted
+        ``early_endpoint_ms``, nothing was said since its guess, and the guess is a
+        complete request (understood, nothing to ask). A request that is not complete
+        ("set an alarm for ...") still gets the whole rule to go on."""
+        task = self._speculation
+        if (self._early_end_ms <= 0 or self._stopped or not self._guess_complete
+                or task is None or not task.done()):
+            return False
+        detector = self._detector
+        silence = detector.silence_run_ms
+        voiced_end = detector.audio_ms - silence
+        return (silence >= self._early_end_ms
+                and voiced_end <= self._speculated_voiced_end_ms + VAD_SLACK_MS)
+
+    def _end_early(self) -> None:
+        detector = self._detector
+        start = detector.speech_start_ms
+        self.timings.early_end = True
+        self._end_of_speech(SpeechEnded(
+            at_ms=detector.audio_ms,
+            speech_end_ms=self._speculated_voiced_end_ms,
+            speech_start_ms=start if start is not None else 0.0,
+        ))
 
     def _drop_speculation(self) -> None:
         task, self._speculation = self._speculation, None
+        self._guess_complete = False
         if task is not None:
             task.cancel()
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -390,6 +454,8 @@ class VoiceTurn:
             "first_answer_byte_after_ms": t.after(t.answer_at),
             "decode_ms": round(t.decode_ms, 1) if t.decode_ms is not None else None,
             "speculative": t.speculative,
+            "speech_prefetched": t.prefetched,
+            "early_end": t.early_end,
             # The final decode's wait behind other decodes (e.g. a partial in flight).
             "final_wait_ms": _final_wait(t),
             "keep_recording": t.keep_recording,

@@ -139,6 +139,11 @@ class SpeechSynthesizer:
         # shield: cancelling one waiter must not cancel the shared synthesis.
         return await asyncio.shield(asyncio.wrap_future(future))
 
+    def prefetch(self, text: str) -> None:
+        """Start rendering ``text`` in the background unless it is cached or in flight; a
+        later :meth:`speak_mp3` of the same text joins it. Never blocks."""
+        self._start_all((text,))
+
     async def warm_up(self, phrases: Iterable[str] = (), *, wait: bool = True) -> None:
         """Load the model and run it once (the first run is slow), then pre-render phrases.
 
