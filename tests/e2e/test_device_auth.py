@@ -253,7 +253,9 @@ def test_cli_login_code_then_saved_tokens_then_logout(
     assert_no_secrets(first, a.secret, code, pair["access_token"], pair["refresh_token"])
 
     # Another process, later: the file and the secret are enough; no code, no new pair.
-    again = device_cli(server, "--auth-file", str(path), "--client-secret", a.secret,
+    secret_file = tmp_path / "client-secret"
+    secret_file.write_text(a.secret + "\n")  # out of ps: --client-secret-file
+    again = device_cli(server, "--auth-file", str(path), "--client-secret-file", str(secret_file),
                        "--text", "what time is it", "-v")
     assert again.returncode == 0, again.stderr
     assert "SpeechSynthesizer.Speak" in again.stdout
@@ -268,7 +270,8 @@ def test_cli_login_code_then_saved_tokens_then_logout(
     out = device_cli(server, "--auth-file", str(path), "--client-secret", a.secret, "--logout")
     assert out.returncode == 0, out.stderr
     assert "logged out" in out.stderr and not path.exists()
-    assert list(tmp_path.iterdir()) == []  # no lock file or temporary file left either
+    # No lock file or temporary file left either.
+    assert list(tmp_path.iterdir()) == [secret_file]
     assert_no_secrets(out, a.secret, pair["access_token"], pair["refresh_token"])
     assert run(directives_status(server, pair["access_token"])) == 401
     twice = device_cli(server, "--auth-file", str(path), "--client-secret", a.secret, "--logout")
@@ -353,6 +356,8 @@ def test_cli_usage_errors_exit_2_and_a_damaged_file_exits_1(
     held = tmp_path / "held.json"
     TokenFile(held).save(SavedTokens("c1", "d1", "m1", TokenSet("a", "r", time.time() + 99)))
     server = ["--server", "http://127.0.0.1:9"]
+    empty = tmp_path / "empty-secret"
+    empty.write_text("\n")
     cases: list[tuple[list[str], str]] = [
         (["--code", "X"], "--code needs --auth-file"),
         (["--client-secret", "S", "--guest"], "need --auth-file"),
@@ -371,6 +376,11 @@ def test_cli_usage_errors_exit_2_and_a_damaged_file_exits_1(
          "--device-id 'd2' does not match"),
         (["--auth-file", str(held), "--client-secret", "S", "--auth-url", "ftp://x"],
          "auth server must be http(s)"),
+        (["--auth-file", str(held), "--client-secret", "S", "--client-secret-file", missing],
+         "not allowed with"),
+        (["--auth-file", str(held), "--client-secret-file", missing],
+         f"cannot read --client-secret-file {missing}"),
+        (["--auth-file", str(held), "--client-secret-file", str(empty)], "is empty"),
     ]
     for argv, message in cases:
         assert exit_status(main, ["device", *server, *argv]) == 2, argv

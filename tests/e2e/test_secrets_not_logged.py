@@ -113,7 +113,7 @@ def test_no_secret_reaches_a_log(postgres_dsn: str, tmp_path: Path) -> None:
     cli_device = f"cli-{uuid.uuid4().hex[:8]}"
     device_token = secret(cli.printed(cli("token", "create", "--device-id", cli_device).split()[-1]))
     doomed = secret(cli.printed(cli("token", "create", "--device-id", cli_device + "x").split()[-1]))
-    cli("token", "revoke", doomed)
+    cli("token", "revoke", "-", stdin=doomed + "\n")  # kept out of ps
     cli("user", "list")
     cli("client", "list")
 

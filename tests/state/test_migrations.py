@@ -4,6 +4,7 @@ a newer schema, all-or-nothing migrations, and the SQLite upgrade from version 1
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sqlite3
 from collections.abc import Awaitable
@@ -143,6 +144,15 @@ def test_token_cli_on_each_backend(database: tuple[str, Path], capsys: pytest.Ca
     assert run(lookup()) is None
     assert main(["token", "revoke", "not-a-token", *where]) == 1
     assert "no such token" in capsys.readouterr().err
+    # "-": the token from standard input, out of ps and the shell history.
+    assert main(["token", "create", "--device-id", "cli-dev", *where]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    monkeypatch.setattr("sys.stdin", io.StringIO(token + "\n"))
+    assert main(["token", "revoke", "-", *where]) == 0
+    assert run(lookup()) is None
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["token", "revoke", "-", *where]) == 2
+    assert "no token on standard input" in capsys.readouterr().err
 
 
 def test_unreachable_postgres_is_a_clear_cli_error(tmp_path: Path,

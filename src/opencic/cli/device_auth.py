@@ -45,7 +45,8 @@ from ..client.errors import ClientError
 DEFAULT_MODEL_ID = "OpenCIC"
 # Everything that only means something with --auth-file (argparse dest -> flag).
 _AUTH_ONLY = {"auth_url": "--auth-url", "client_id": "--client-id",
-              "client_secret": "--client-secret", "model_id": "--model-id", "code": "--code",
+              "client_secret": "--client-secret", "client_secret_file": "--client-secret-file",
+              "model_id": "--model-id", "code": "--code",
               "account_token": "--account-token", "guest": "--guest", "logout": "--logout"}
 
 
@@ -63,8 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--auth-url", metavar="URL",
                    help=f"auth API base URL (default: the server's origin + {DEFAULT_AUTH_PATH})")
     g.add_argument("--client-id", help="the product's client_id (default: from the file)")
-    g.add_argument("--client-secret", metavar="SECRET",
-                   help="the product's client_secret (needed to refresh and to log out)")
+    secret = g.add_mutually_exclusive_group()
+    secret.add_argument("--client-secret", metavar="SECRET",
+                        help="the product's client_secret (needed to refresh and to log out); "
+                             "visible to other users in ps: prefer --client-secret-file")
+    secret.add_argument("--client-secret-file", type=Path, metavar="PATH",
+                        help="read the client_secret from the first line of this file")
     g.add_argument("--model-id",
                    help=f"the device's model_id (default: from the file, else {DEFAULT_MODEL_ID})")
     once = g.add_mutually_exclusive_group()
@@ -92,6 +97,22 @@ def _given(args: argparse.Namespace, dest: str) -> bool:
 def _auth_url(server: str) -> str:
     url = urlsplit(server)
     return f"{url.scheme}://{url.netloc}{DEFAULT_AUTH_PATH}"
+
+
+def _client_secret(args: argparse.Namespace) -> str | None:
+    path: Path | None = getattr(args, "client_secret_file", None)
+    if path is None:
+        return args.client_secret  # type: ignore[no-any-return]
+    try:
+        with path.open(encoding="utf-8") as f:
+            secret = f.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --client-secret-file {path}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not secret:
+        raise UsageError(f"--client-secret-file {path} is empty: put the client_secret on its "
+                         "first line")
+    return secret
 
 
 class DeviceAuth:
@@ -139,15 +160,16 @@ class DeviceAuth:
                     raise UsageError(f"{flag} {given!r} does not match {self.path}, which holds "
                                      f"the tokens of {flag[2:]} {kept!r}")
             client_id, device_id, model_id = saved.client_id, saved.device_id, saved.model_id
-        if not args.client_secret:
-            raise UsageError("--auth-file needs --client-secret (to exchange, refresh and "
-                             "revoke tokens)")
+        client_secret = _client_secret(args)
+        if not client_secret:
+            raise UsageError("--auth-file needs --client-secret or --client-secret-file (to "
+                             "exchange, refresh and revoke tokens)")
         self.auth_url: str = args.auth_url or _auth_url(args.server)
         self.cafile = cafile
         self.insecure: bool = args.insecure
         try:
             self.manager = TokenManager(
-                self.auth_url, client_id, args.client_secret, device_id, model_id,
+                self.auth_url, client_id, client_secret, device_id, model_id,
                 store=self.store, cafile=cafile, insecure=args.insecure)
         except ValueError as exc:  # a malformed --auth-url
             raise UsageError(str(exc)) from None

@@ -55,7 +55,8 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--expires-in", type=int, help="lifetime in seconds (default: token_ttl_seconds)")
     c.set_defaults(func=_run_token_create)
     r = tsub.add_parser("revoke", help="revoke a bearer token")
-    r.add_argument("token")
+    r.add_argument("token", help="the token, or - to read it from standard input (keeps it "
+                                 "out of ps and the shell history)")
     r.add_argument("--data-dir", type=Path)
     r.add_argument("--database", help=DATABASE_HELP)
     r.set_defaults(func=_run_token_revoke)
@@ -98,10 +99,14 @@ def _run_token_revoke(args: argparse.Namespace) -> int:
     from ..state.store import create_store
 
     settings = _store_settings(args)
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    if not token:
+        print("opencic: no token on standard input", file=sys.stderr)
+        return 2
 
     async def revoke() -> bool:
         async with create_store(settings.database, settings.data_dir) as store:
-            return await store.tokens.revoke(args.token)
+            return await store.tokens.revoke(token)
 
     found = _run_store(revoke, settings)
     if found is None:
