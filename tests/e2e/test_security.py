@@ -308,6 +308,7 @@ def test_oversized_headers_are_refused_by_the_http2_server(cic_server: ServerHan
 # ------------------------------------------------------------------ rate limits
 
 RATE_LIMIT = 4
+PROXY = "127.0.0.9"  # the limited server's trusted reverse proxy (a loopback address)
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +318,7 @@ def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerH
         "OPENCIC_AUTH_TOKEN_MAX_REQUESTS": str(RATE_LIMIT),
         "OPENCIC_AUTH_TOKEN_WINDOW_SECONDS": "60",
         "OPENCIC_MAX_HEADER_BYTES": str(128 * 1024),
+        "OPENCIC_TRUSTED_PROXIES": PROXY,
     })
     try:
         yield handle
@@ -325,13 +327,15 @@ def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerH
 
 
 async def token_call(server: ServerHandle, local_host: str, client_id: str,
-                     endpoint: str = "token") -> Response:
+                     endpoint: str = "token", forwarded_for: str | None = None) -> Response:
     client = await server.connect(local_host)
     try:
         body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": client_id,
                                        "client_secret": "guess", "refresh_token": "r"})
-        return await client.request("POST", f"{PREFIX}/{endpoint}", {"content-type": FORM},
-                                    body.encode())
+        headers = {"content-type": FORM}
+        if forwarded_for is not None:
+            headers["x-forwarded-for"] = forwarded_for
+        return await client.request("POST", f"{PREFIX}/{endpoint}", headers, body.encode())
     finally:
         await client.close()
 
@@ -374,6 +378,31 @@ def test_auth_rate_limit_per_client_id(limited_server: ServerHandle) -> None:
         assert_rate_limited(await token_call(limited_server, "127.0.1.20", victim),
                             "for this client_id")
         auth_error(await token_call(limited_server, "127.0.1.20", "someone-else"), 400)
+
+    run(go())
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+        limited_server: ServerHandle) -> None:
+    """trusted_proxies: requests from the proxy count per X-Forwarded-For client (the
+    entry the proxy appended, not what the client claimed before it); a peer that is
+    not a trusted proxy cannot pick its own bucket with the header."""
+    async def go() -> None:
+        for i in range(RATE_LIMIT):
+            resp = await token_call(limited_server, PROXY, f"fwd-{i}",
+                                    forwarded_for=f"{i}.6.6.6, 203.0.113.5")
+            auth_error(resp, 400)
+        assert_rate_limited(await token_call(limited_server, PROXY, "fwd-x",
+                                             forwarded_for="203.0.113.5"), "from this address")
+        # Another client behind the same proxy goes on.
+        auth_error(await token_call(limited_server, PROXY, "fwd-y",
+                                    forwarded_for="203.0.113.6"), 400)
+        # An untrusted peer's header is ignored: its own address is the bucket.
+        for i in range(RATE_LIMIT):
+            auth_error(await token_call(limited_server, "127.0.0.8", f"spoof-{i}",
+                                        forwarded_for=f"198.51.100.{i}"), 400)
+        assert_rate_limited(await token_call(limited_server, "127.0.0.8", "spoof-x",
+                                             forwarded_for="198.51.100.77"), "from this address")
 
     run(go())
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..auth.service import AuthError, AuthService
 from ..protocol.ids import new_id
+from .client_address import ClientAddress, parse_trusted_proxies
 from .limits import RateLimiter, declared_length
 from .login_page import LoginPage, message_page
 from .services import Services
@@ -88,12 +89,14 @@ class AuthApi:
         rate_limited = (self.authorize_path, self.token_path)
         self.per_peer = {p: RateLimiter(limit, window) for p in rate_limited}
         self.per_client = {p: RateLimiter(limit, window) for p in rate_limited}
+        self.client_address = ClientAddress(parse_trusted_proxies(settings.trusted_proxies))
         # Hypercorn kills the connection on DATA for a stream already answered.
         self.read_before_refusing = settings.server == "hypercorn"
         self.service = AuthService(services.store, settings, on_revoke=self._revoked,
                                    on_rotate=self._rotated)
         self.login = LoginPage(self.service, self.login_path, settings.data_dir,
-                               secure=settings.scheme == "https", terms_url=self._terms_url)
+                               secure=settings.scheme == "https", terms_url=self._terms_url,
+                               client_address=self.client_address)
 
     def handles(self, path: str) -> bool:
         return path in self.paths
@@ -160,7 +163,7 @@ class AuthApi:
         if path not in self.per_peer:
             return None
         now = time.monotonic()
-        peer = str((scope.get("client") or ("?",))[0])
+        peer = self.client_address.of(scope)
         if not self.per_peer[path].allow(peer, now):
             return "from this address", self.per_peer[path].retry_after(peer, now)
         client_id = params.get("client_id", "")[:128]

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth.service import AuthError, AuthService
+from .client_address import ClientAddress
 
 log = logging.getLogger("opencic.server")
 
@@ -258,8 +259,10 @@ def message_page(title: str, message: str, retry_url: str | None = None) -> byte
 
 class LoginPage:
     def __init__(self, service: AuthService, path: str, data_dir: Path, *, secure: bool,
-                 terms_url: Callable[[Scope, str], str]) -> None:
+                 terms_url: Callable[[Scope, str], str],
+                 client_address: ClientAddress | None = None) -> None:
         self.service = service
+        self.client_address = client_address or ClientAddress()
         self.path = path
         self.secure = secure
         self.terms_url = terms_url
@@ -335,7 +338,7 @@ class LoginPage:
                              username=username[:128], error=message)
             await self.answer(send, state, status, page, extra + (headers or []))
 
-        peer = "peer:" + str((scope.get("client") or ("?",))[0])
+        peer = "peer:" + self.client_address.of(scope)
         user_key = "user:" + username[:256]
         now = time.monotonic()
         if self.per_user.full(user_key, now) or self.per_peer.full(peer, now):
