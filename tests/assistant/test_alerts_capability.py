@@ -135,3 +135,63 @@ def test_guest_gets_expect_login_for_account_features(name: str) -> None:
     assert response.directives[0].payload == {}
     validate_directive_strict(response.directives[0])
     assert response.effects == ()
+
+
+# ------------------------------------------------------------------ repeating alarms
+
+
+@pytest.mark.parametrize(("slots", "days", "expected"), [
+    # 2026-11-23 is a Monday, 20:15 now: the next weekday 07:00 is Tuesday.
+    ({"hour": 7, "repeat": "01234"}, "01234", datetime(2026, 11, 24, 7, 0, tzinfo=ZONE)),
+    # "every day at 7" is a morning alarm, not the next 7 o'clock (19:00 has passed
+    # anyway, but 9 would otherwise be 21:00 tonight).
+    ({"hour": 9, "repeat": "0123456"}, "0123456", datetime(2026, 11, 24, 9, 0, tzinfo=ZONE)),
+    ({"hour": 9, "meridiem": "pm", "repeat": "0123456"}, "0123456",
+     datetime(2026, 11, 23, 21, 0, tzinfo=ZONE)),
+    ({"hour": 8, "minute": 30, "repeat": "56"}, "56", datetime(2026, 11, 28, 8, 30, tzinfo=ZONE)),
+    ({"hour": 6, "repeat": "0"}, "0", datetime(2026, 11, 30, 6, 0, tzinfo=ZONE)),  # next Monday
+])
+def test_a_repeating_alarm_is_its_next_occurrence_and_keeps_its_days(
+        slots: dict[str, Any], days: str, expected: datetime) -> None:
+    response = alerts.set_alarm(intent("SetAlarm", **slots), event(), DEVICE, clock)
+    (directive,) = response.directives
+    validate_directive_strict(directive)
+    assert directive.payload["scheduledTime"] == alerts.wire_time(expected)  # B-AL-10: one
+    (save,) = response.effects
+    assert save.repeat_days == days and save.scheduled_at == expected.timestamp()
+
+
+def test_next_on_days_keeps_the_wall_clock_time_across_a_dst_change() -> None:
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    saturday = datetime(2026, 3, 28, 7, 0, tzinfo=berlin)  # CET; Sunday 29th is CEST
+    after = alerts.next_on_days(7, 0, "0123456", saturday)
+    assert (after.day, after.hour, after.minute) == (29, 7, 0)
+    assert after.timestamp() - saturday.timestamp() == 23 * 3600  # the short night
+
+
+@pytest.mark.parametrize(("days", "words", "period", "listed"), [
+    ("0123456", "Alarm set for 7:00 AM every day.", "daily", []),
+    ("01234", "Alarm set for 7:00 AM every weekday.", "weekly",
+     ["monday", "tuesday", "wednesday", "thursday", "friday"]),
+    ("13", "Alarm set for 7:00 AM every Tuesday and Thursday.", "weekly", ["tuesday", "thursday"]),
+    (None, "Alarm set for 7:00 AM tomorrow.", "", []),
+])
+def test_a_repeating_alarm_is_confirmed_with_its_days(
+        days: str | None, words: str, period: str, listed: list[str]) -> None:
+    payload = alerts.set_alert_payload("ALARM", datetime(2026, 11, 24, 7, 0, tzinfo=ZONE))
+    said, template = alerts.confirmation(payload, NOW, repeat_days=days)
+    assert said == words
+    assert template is not None
+    validate_directive_strict(template)
+    assert template.payload["repeatPeriod"] == {"type": "string", "value": period}
+    assert [d["value"] for d in template.payload["repeatDay"]] == listed
+
+
+def test_korean_confirms_the_days_too() -> None:
+    from opencic.assistant.locales import locale_for
+
+    payload = alerts.set_alert_payload("ALARM", datetime(2026, 11, 24, 7, 0, tzinfo=ZONE))
+    said, _ = alerts.confirmation(payload, NOW, locale_for("ko"), repeat_days="01234")
+    assert said.startswith("평일마다 ")

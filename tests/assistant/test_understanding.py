@@ -129,6 +129,14 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("Set an alarm for 6.45 p.m.", "SetAlarm", {"hour": 6, "minute": 45, "meridiem": "p.m."}),
     ("wake me up at 6 o'clock in the morning", "SetAlarm", {"hour": 6, "meridiem": "am"}),
     ("set an alarm", "SetAlarm", {}),
+    # Repeating alarms: weekday digits, Monday = 0.
+    ("set an alarm for 7 every weekday", "SetAlarm", {"hour": 7, "repeat": "01234"}),
+    ("Wake me up every day at 6:30.", "SetAlarm", {"hour": 6, "minute": 30, "repeat": "0123456"}),
+    ("set a daily alarm for 7 pm", "SetAlarm", {"hour": 7, "meridiem": "pm", "repeat": "0123456"}),
+    ("wake me up at 9 on weekends", "SetAlarm", {"hour": 9, "repeat": "56"}),
+    ("set a repeating alarm every monday at 8 am", "SetAlarm",
+     {"hour": 8, "meridiem": "am", "repeat": "0"}),
+    ("set an alarm every weekday", "SetAlarm", {"repeat": "01234"}),  # asks for the time
     ("set a timer for 5 minutes", "SetTimer", {"duration": 5, "unit": "minute"}),
     ("set a 10 second timer", "SetTimer", {"duration": 10, "unit": "second"}),
     ("set a timer", "SetTimer", {}),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from support.cic import (
@@ -317,3 +317,55 @@ def test_unusable_alert_and_settings_events_are_400_and_lose_nothing(cic_server:
         return await store.settings.get_all(device_id)
 
     assert cic_server.with_store(read) == {"wakeword": "CLOVA"}
+
+
+def test_a_repeating_alarm_moves_to_its_next_day_after_it_rang(cic_server: ServerHandle) -> None:
+    """B-AL-09/10: only the next occurrence is on the device; after AlertStopped the
+    same token gets a SetAlert for the following day it repeats on, stored first, and
+    its confirmation is not spoken again."""
+    device_id = f"daily-{uuid.uuid4().hex[:8]}"
+    token = cic_server.create_token(device_id)
+
+    async def go() -> None:
+        device = await Device.connect(cic_server, token, device_id)
+        try:
+            directives = await device.say("wake me up every day at 6:45 am")
+            assert names(directives) == ["Alerts.SetAlert"]
+            alert = directives[0]["payload"]
+            when = datetime.fromisoformat(alert["scheduledTime"]).astimezone()
+            assert (when.hour, when.minute) == (6, 45) and when > datetime.now(UTC)
+            ref = {"token": alert["token"], "type": "ALARM"}
+
+            status, confirm = await device.send("Alerts", "SetAlertSucceeded", ref,
+                                                alerts_state(alert))
+            assert names(confirm) == ["SpeechSynthesizer.Speak", "Clova.RenderTemplate"]
+            template = confirm[1]["payload"]
+            assert template["repeatPeriod"] == {"type": "string", "value": "daily"}
+
+            # It rang and was stopped: the same token, the same time the next day.
+            status, after = await device.send("Alerts", "AlertStopped", ref,
+                                              alerts_state(alert))
+            assert names(after) == ["Alerts.SetAlert"]
+            moved = after[0]["payload"]
+            assert moved["token"] == alert["token"] and moved["type"] == "ALARM"
+            later = datetime.fromisoformat(moved["scheduledTime"]).astimezone()
+            assert (later.hour, later.minute) == (6, 45)
+            assert later.date() == (when + timedelta(days=1)).date()
+
+            # The device confirms the move: nothing is said again.
+            status, quiet = await device.send("Alerts", "SetAlertSucceeded", ref,
+                                              alerts_state(moved))
+            assert status == 204 and quiet == []
+            status, sync = await device.send("Alerts", "RequestSynchronizeAlert")
+            assert sync[0]["payload"]["allAlerts"] == [moved]  # one alert, its next time
+
+            # Cancelled by voice, it is gone for good.
+            cancel = await device.say("cancel my alarms", context=alerts_state(moved))
+            assert names(cancel)[-1] == "Alerts.DeleteAlert"
+            status, _ = await device.send("Alerts", "DeleteAlertSucceeded", ref)
+            status, sync = await device.send("Alerts", "RequestSynchronizeAlert")
+            assert sync[0]["payload"]["allAlerts"] == []
+        finally:
+            await device.close()
+
+    asyncio.run(go())

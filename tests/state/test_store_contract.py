@@ -269,6 +269,16 @@ def test_alerts_put_list_status_remove(database: tuple[str, Path]) -> None:
         await store.alerts.put("d1", moved, scheduled_at=300.0, status="set")
         got = await store.alerts.get("d1", "a1")
         assert got is not None and got.payload == moved and got.created_at == 2.0
+        assert got.repeat_days is None  # one-off
+        # A repeating alarm keeps its weekdays (B-AL-09/10), and a move keeps them too.
+        weekly = {"token": "a3", "type": "ALARM", "scheduledTime": "2026-11-24T06:00:00Z"}
+        await store.alerts.put("d1", weekly, scheduled_at=400.0, repeat_days="01234")
+        await store.alerts.put("d1", {**weekly, "scheduledTime": "2026-11-25T06:00:00Z"},
+                               scheduled_at=500.0, status="set", repeat_days="01234")
+        again = await store.alerts.get("d1", "a3")
+        assert again is not None and again.repeat_days == "01234" and again.scheduled_at == 500.0
+        with pytest.raises(ValueError, match="repeat_days"):
+            await store.alerts.put("d1", weekly, scheduled_at=1.0, repeat_days="0099")
         with pytest.raises(ValueError):
             await store.alerts.put("d1", {"type": "ALARM"}, scheduled_at=1.0)
         with pytest.raises(MissingReference):

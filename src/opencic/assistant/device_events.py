@@ -2,7 +2,8 @@
 
 * Alerts (B-AL-02..14): SetAlertSucceeded -> Speak + Alarm/Timer template (B-AL-03),
   SetAlertFailed -> an apology, RequestAlertStop -> StopAlert (B-AL-07), AlertStopped
-  -> DeleteAlert (B-AL-09: our alerts are one-off), DeleteAlertSucceeded/Failed ->
+  -> DeleteAlert for a one-off alert, SetAlert with the next occurrence (same token)
+  for a repeating alarm (B-AL-09/10), DeleteAlertSucceeded/Failed ->
   bookkeeping, RequestSynchronizeAlert -> SynchronizeAlert (B-AL-14) and the
   deprecated System.RequestSynchronizeState -> System.SynchronizeState.
 * Settings.Report (B-SE-02/04/05): the configuration map is stored for the device.
@@ -24,9 +25,18 @@ from typing import Any, Protocol
 
 from ..protocol.errors import BadRequest
 from ..protocol.messages import Directive, Event
-from ..state.base import Store
-from .capabilities.alerts import MarkAlert, SaveAlert, confirmation, failure
+from ..state.base import Alert, Store
+from .capabilities.alerts import (
+    MarkAlert,
+    SaveAlert,
+    confirmation,
+    failure,
+    next_on_days,
+    parse_wire_time,
+    wire_time,
+)
 from .locales import locale_for
+from .locales.en import ALARM
 from .reply import Reply
 from .turn import Clock, DeviceContext, IntentResponse
 
@@ -80,7 +90,8 @@ class DeviceEvents:
             if isinstance(effect, SaveAlert):
                 await self.store.alerts.put(device.device_id, effect.payload,
                                             scheduled_at=effect.scheduled_at,
-                                            dialog_request_id=event.header.dialog_request_id)
+                                            dialog_request_id=event.header.dialog_request_id,
+                                            repeat_days=effect.repeat_days)
             elif isinstance(effect, MarkAlert):
                 await self.store.alerts.set_status(device.device_id, effect.token, effect.status)
             else:  # pragma: no cover - a capability bug, caught by its unit tests
@@ -107,12 +118,14 @@ class DeviceEvents:
     async def _set_succeeded(self, event: Event, device: DeviceContext) -> Reply:
         ref = _alert_ref(event)
         alert = await self.store.alerts.get(device.device_id, ref[0])
-        if alert is None:
-            # An alert we did not send (or already forgot): nothing to confirm.
+        if alert is None or alert.status != "requested":
+            # An alert we did not send (or already forgot), or one already confirmed
+            # (a repeating alarm moved on to its next occurrence): nothing to say.
             return Reply()
         await self.store.alerts.set_status(device.device_id, alert.token, "set")
         lang = self.language_of(device.device_id)
-        words, template = confirmation(alert.payload, self.clock(), locale_for(lang))
+        words, template = confirmation(alert.payload, self.clock(), locale_for(lang),
+                                       alert.repeat_days)
         response = IntentResponse(words, None, (template,) if template is not None else ())
         # The event carries no dialogRequestId (B-EV-06); the confirmation continues the
         # dialogue that asked for the alert, so a device plays it only if that request
@@ -138,11 +151,28 @@ class DeviceEvents:
 
     async def _stopped(self, event: Event, device: DeviceContext) -> Reply:
         ref = _alert_ref(event)
-        if await self.store.alerts.get(device.device_id, ref[0]) is None:
+        alert = await self.store.alerts.get(device.device_id, ref[0])
+        if alert is None:
             return Reply()
+        if alert.repeat_days and alert.type == ALARM:
+            return await self._next_occurrence(alert, alert.repeat_days, event)
         await self.store.alerts.set_status(device.device_id, ref[0], "deleting")
         delete = Directive.create("Alerts", "DeleteAlert", {"token": ref[0], "type": ref[1]})
         return await self.render(IntentResponse.act(delete), event.header.dialog_request_id)
+
+    async def _next_occurrence(self, alert: Alert, days: str, event: Event) -> Reply:
+        """B-AL-09/10: the same token, moved to the next day it repeats on, at the same
+        local time; stored (still confirmed) before the SetAlert leaves."""
+        now = self.clock()
+        rang = parse_wire_time(alert.payload.get("scheduledTime"))
+        local = (rang or now).astimezone(now.tzinfo)
+        when = next_on_days(local.hour, local.minute, days, max(now, local))
+        payload = {**alert.payload, "scheduledTime": wire_time(when)}
+        await self.store.alerts.put(alert.device_id, payload, scheduled_at=when.timestamp(),
+                                    status="set", dialog_request_id=alert.dialog_request_id,
+                                    repeat_days=days)
+        again = Directive.create("Alerts", "SetAlert", payload)
+        return await self.render(IntentResponse.act(again), event.header.dialog_request_id)
 
     async def _deleted(self, event: Event, device: DeviceContext) -> Reply:
         ref = _alert_ref(event)

@@ -126,6 +126,9 @@ class Alert:
     updated_at: float
     # The Recognize that asked for it: its later confirmation belongs to that dialogue.
     dialog_request_id: str | None = None
+    # A repeating alert: the weekdays it comes back on, Monday = "0" ("01234": weekdays);
+    # None: one-off. Only the next occurrence is ever on the device (B-AL-10).
+    repeat_days: str | None = None
 
 
 # ------------------------------------------------------------------ repositories
@@ -262,7 +265,7 @@ class PendingDirectiveRepository(Protocol):
 class AlertRepository(Protocol):
     async def put(self, device_id: str, payload: dict[str, Any], *, scheduled_at: float,
                   status: str = "requested", dialog_request_id: str | None = None,
-                  now: float | None = None) -> Alert:
+                  repeat_days: str | None = None, now: float | None = None) -> Alert:
         """Creates or replaces the alert ``payload["token"]`` of the device."""
         ...
     async def get(self, device_id: str, token: str) -> Alert | None: ...

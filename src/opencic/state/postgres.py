@@ -125,6 +125,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX alerts_schedule ON alerts(scheduled_at);
     """,
+    # 4: repeating alarms (SQLite migration 5).
+    """
+    ALTER TABLE alerts ADD COLUMN repeat_days TEXT;
+    """,
 )
 
 

@@ -145,6 +145,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX alerts_schedule ON alerts(scheduled_at);
     """,
+    # 5: repeating alarms: the weekdays an alert comes back on (B-AL-09/10).
+    """
+    ALTER TABLE alerts ADD COLUMN repeat_days TEXT;
+    """,
 )
 
 

@@ -11,8 +11,11 @@ Decisions, from the contract:
   the hour the user said is read in the server's local time zone (the clock's).
 * An hour without am/pm is the next time that hour comes round, whichever half of the
   day that is ("at 7" at 20:00 is 07:00 tomorrow, at 06:00 it is 07:00 today).
-* Only one-off alarms for now: a repeating alarm needs B-AL-10's next-occurrence logic
-  and a weekday grammar.
+* Alarms may repeat ("every weekday at 7", slot ``repeat``: weekday digits, Monday =
+  0). Only the next occurrence is ever sent (B-AL-10); the store keeps the days, and
+  after the device reports AlertStopped the same token gets a SetAlert for the next
+  one (B-AL-09, ``device_events``). A repeating alarm without am/pm before noon is a
+  morning alarm ("every day at 7" is 07:00), not the next 7 o'clock.
 * Stopping and cancelling by voice act on what the device reports in its
   Alerts.AlertsState context (B-CX-02: copied from our directives): "stop the alarm"
   sends StopAlert for the ringing ones (B-AL-07), "cancel my alarms" DeleteAlert for
@@ -47,6 +50,8 @@ MAX_TIMER = timedelta(hours=24)
 PHRASES = (ASK_TIME, ASK_DURATION, BAD_TIME, BAD_DURATION, NOTHING_RINGING, *NO_ALERTS.values())
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+# The Alarm template's repeatDay values (templates.yaml: lower-case English names).
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class SaveAlert:
 
     payload: dict[str, Any]
     scheduled_at: float
+    repeat_days: str | None = None  # weekday digits, Monday = 0; None: one-off
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,24 @@ def next_alarm_time(hour: int, minute: int, meridiem: str | None, now: datetime)
     return min(options)
 
 
+def next_on_days(hour: int, minute: int, days: str, after: datetime) -> datetime:
+    """The first hour:minute after ``after`` (local, its zone) on one of ``days``."""
+    at = after.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    for _ in range(8):  # some day within a week matches: days is never empty
+        if at > after and str(at.weekday()) in days:
+            return at
+        at += timedelta(days=1)  # wall-clock days: 07:00 stays 07:00 across DST
+    raise ValueError(f"no weekday in {days!r}")
+
+
+def repeat_days_of(value: Any) -> str | None:
+    """The ``repeat`` slot as weekday digits, or None (one-off)."""
+    if not isinstance(value, str):
+        return None
+    days = "".join(sorted(set(value)))
+    return days if days and all(d in "0123456" for d in days) else None
+
+
 def set_alert_payload(kind: str, when: datetime, token: str | None = None) -> dict[str, Any]:
     # assets/assetPlayOrder/label are only for REMINDER and ACTIONTIMER (interfaces.yaml).
     return {"token": token or new_id(), "type": kind, "scheduledTime": wire_time(when)}
@@ -124,14 +148,19 @@ def _meridiem(value: Any) -> str | None:
 def set_alarm(intent: IntentResult, event: Event, device: DeviceContext, clock: Clock) -> IntentResponse:
     now = clock()
     hour, minute = _int(intent.slot("hour")), _int(intent.slot("minute", 0))
-    when = None if hour is None or minute is None else next_alarm_time(
-        hour, minute, _meridiem(intent.slot("meridiem")), now)
+    meridiem = _meridiem(intent.slot("meridiem"))
+    days = repeat_days_of(intent.slot("repeat"))
+    if days is not None and meridiem is None and hour is not None and 1 <= hour <= 11:
+        meridiem = "a"  # "every day at 7" wakes at 07:00, whatever the time now
+    when = None if hour is None or minute is None else next_alarm_time(hour, minute, meridiem, now)
     if when is None:
         return IntentResponse.say(BAD_TIME)
+    if days is not None:
+        when = next_on_days(when.hour, when.minute, days, now)
     payload = set_alert_payload(ALARM, when)
     response = IntentResponse.act(Directive.create("Alerts", "SetAlert", payload))
     return IntentResponse(None, None, response.directives,
-                          (SaveAlert(payload, when.timestamp()),))
+                          (SaveAlert(payload, when.timestamp(), days),))
 
 
 def set_timer(intent: IntentResult, event: Event, device: DeviceContext, clock: Clock) -> IntentResponse:
@@ -208,8 +237,8 @@ def list_alerts(intent: IntentResult, event: Event, device: DeviceContext, clock
     return IntentResponse.say(locale_for(intent.lang).alert_list(items[:5], now, kind, more))
 
 
-def confirmation(payload: dict[str, Any], now: datetime,
-                 locale: Locale = ENGLISH) -> tuple[str, Directive | None]:
+def confirmation(payload: dict[str, Any], now: datetime, locale: Locale = ENGLISH,
+                 repeat_days: str | None = None) -> tuple[str, Directive | None]:
     """B-AL-03: what to say, and the Alarm/Timer template, once SetAlertSucceeded."""
     when = parse_wire_time(payload.get("scheduledTime"))
     token = str(payload.get("token", ""))
@@ -226,9 +255,13 @@ def confirmation(payload: dict[str, Any], now: datetime,
         return (locale.timer_set(seconds),
                 Directive.create("Clova", "RenderTemplate", {"type": "Timer", **common}))
     if payload.get("type") == ALARM:
-        template = {"type": "Alarm", **common, "repeatPeriod": {"type": "string", "value": ""},
-                    "repeatDay": []}
-        return (locale.alarm_set(when, now),
+        days = "".join(sorted(repeat_days or ""))
+        period = "" if not days else "daily" if days == "0123456" else "weekly"
+        repeat_day = [] if period != "weekly" else [
+            {"type": "string", "value": WEEKDAYS[int(d)]} for d in days]
+        template = {"type": "Alarm", **common, "repeatPeriod": {"type": "string", "value": period},
+                    "repeatDay": repeat_day}
+        return (locale.alarm_set(when, now, days or None),
                 Directive.create("Clova", "RenderTemplate", template))
     return "Done.", None
 

@@ -42,10 +42,18 @@ def format_date(moment: datetime) -> tuple[str, str]:
     return speech, display
 
 
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def spoken_clock(local: datetime) -> str:
+    """Just the clock time ("7:30 AM") of a local time."""
+    return f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+
+
 def spoken_time(when: datetime, now: datetime) -> str:
     """'7:30 AM', '7:30 AM tomorrow' or '7:30 AM on Friday', in the clock's zone."""
     local = when.astimezone(now.tzinfo)
-    text = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    text = spoken_clock(local)
     days = (local.date() - now.date()).days
     if days == 1:
         return f"{text} tomorrow"
@@ -103,8 +111,19 @@ class English:
         total = len(items) + more
         return f"You have {total} {noun(kind, total)}: " + ", ".join(said) + extra + "."
 
-    def alarm_set(self, when: datetime, now: datetime) -> str:
+    def alarm_set(self, when: datetime, now: datetime, repeat_days: str | None = None) -> str:
+        if repeat_days:
+            return f"Alarm set for {spoken_clock(when.astimezone(now.tzinfo))} {self.repeat(repeat_days)}."
         return f"Alarm set for {spoken_time(when, now)}."
+
+    def repeat(self, days: str) -> str:
+        """``days``: weekday digits, Monday = 0 ("01234": "every weekday")."""
+        named = {"0123456": "every day", "01234": "every weekday", "56": "on weekends"}
+        if "".join(sorted(days)) in named:
+            return named["".join(sorted(days))]
+        names = [WEEKDAY_NAMES[int(d)] for d in sorted(days)]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return f"every {listed}"
 
     def timer_set(self, seconds: int) -> str:
         return f"Timer set for {spoken_duration(seconds)}."

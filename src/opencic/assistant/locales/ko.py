@@ -179,8 +179,18 @@ class Korean(English):
         total = len(items) + more
         return f"{_subject(_noun(kind))} {native(total)} 개 있어요: {said}{extra}."
 
-    def alarm_set(self, when: datetime, now: datetime) -> str:
+    def alarm_set(self, when: datetime, now: datetime, repeat_days: str | None = None) -> str:
+        if repeat_days:
+            local = when.astimezone(now.tzinfo)
+            return f"{self.repeat(repeat_days)} {spoken_clock(local.hour, local.minute)}에 알람을 맞췄어요."
         return f"{self.alert_time(when, now)}에 알람을 맞췄어요."
+
+    def repeat(self, days: str) -> str:
+        ordered = "".join(sorted(days))
+        named = {"0123456": "매일", "01234": "평일마다", "56": "주말마다"}
+        if ordered in named:
+            return named[ordered]
+        return "매주 " + ", ".join("월화수목금토일"[int(d)] + "요일" for d in ordered)
 
     def timer_set(self, seconds: int) -> str:
         return f"{spoken_duration(seconds)} 타이머를 맞췄어요."
