@@ -9,13 +9,13 @@ push to the process that holds the stream.
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..protocol.messages import Attachment, Directive, dumps
 from ..protocol.multipart_writer import MultipartWriter
+from .limits import RateLimiter
 
 ConnectionKey = tuple[str, int | str]
 
@@ -138,25 +138,7 @@ class DownchannelRegistry:
             channel.close()
 
 
-class DownchannelRateLimiter:
+class DownchannelRateLimiter(RateLimiter):
     """B-DC-05 / ambiguity #7: more than ``max_requests`` downchannel requests of one
     device within ``window`` seconds are refused with 429. Only accepted requests count,
     so a device that backs off gets back in once the window has passed."""
-
-    def __init__(self, max_requests: int, window: float) -> None:
-        self.max_requests = max_requests
-        self.window = window
-        self._recent: dict[str, collections.deque[float]] = {}
-
-    def allow(self, device_id: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        stamps = self._recent.setdefault(device_id, collections.deque())
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        if len(stamps) >= self.max_requests:
-            return False
-        stamps.append(now)
-        if len(self._recent) > 100_000:  # bound memory: forget devices that went quiet
-            for key in [k for k, v in self._recent.items() if not v or now - v[-1] >= self.window]:
-                del self._recent[key]
-        return True

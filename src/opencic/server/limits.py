@@ -45,9 +45,14 @@ def check_declared(scope: dict[str, Any], limit: int, what: str = "body") -> Non
 
 
 class RateLimiter:
-    """At most ``max_requests`` accepted requests per key within ``window`` seconds
-    (sliding). Refused requests do not count, so a client that waits for
-    :meth:`retry_after` gets back in."""
+    """At most ``max_requests`` per key within ``window`` seconds (sliding): the one
+    sliding window behind every limit of the server (downchannel opens, auth
+    endpoints, failed sign-ins).
+
+    :meth:`allow` counts accepted requests only, so a client that waits for
+    :meth:`retry_after` gets back in. :meth:`full` / :meth:`take` /
+    :meth:`give_back` count something else (say failures) decided after the fact.
+    """
 
     def __init__(self, max_requests: int, window: float) -> None:
         self.max_requests = max_requests
@@ -60,15 +65,28 @@ class RateLimiter:
             stamps.popleft()
         return stamps
 
-    def allow(self, key: str, now: float | None = None) -> bool:
+    def full(self, key: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        stamps = self._stamps(key, now)
-        if len(stamps) >= self.max_requests:
-            return False
-        stamps.append(now)
+        return len(self._stamps(key, now)) >= self.max_requests
+
+    def take(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._stamps(key, now).append(now)
         if len(self._recent) > 100_000:  # bound memory: forget keys that went quiet
             for k in [k for k, v in self._recent.items() if not v or now - v[-1] >= self.window]:
                 del self._recent[k]
+
+    def give_back(self, key: str, stamp: float) -> None:
+        """Forget one :meth:`take` made at ``stamp`` (it turned out not to count)."""
+        stamps = self._recent.get(key)
+        if stamps and stamp in stamps:
+            stamps.remove(stamp)
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if self.full(key, now):
+            return False
+        self.take(key, now)
         return True
 
     def retry_after(self, key: str, now: float | None = None) -> int:

@@ -33,7 +33,6 @@ user typed, no code and no token is logged.
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import hmac
 import html
@@ -48,6 +47,7 @@ from typing import Any
 
 from ..auth.service import AuthError, AuthService
 from .client_address import ClientAddress
+from .limits import RateLimiter
 
 log = logging.getLogger("opencic.server")
 
@@ -167,35 +167,6 @@ class CsrfTokens:
 # ------------------------------------------------------------------ failure rate limit
 
 
-class FailureLimiter:
-    """At most ``limit`` failures per key within ``window`` seconds (sliding)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._stamps: dict[str, collections.deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> collections.deque[float]:
-        stamps = self._stamps.setdefault(key, collections.deque())
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        return stamps
-
-    def full(self, key: str, now: float) -> bool:
-        return len(self._recent(key, now)) >= self.limit
-
-    def take(self, key: str, now: float) -> None:
-        self._recent(key, now).append(now)
-        if len(self._stamps) > 100_000:  # bound memory: forget keys that went quiet
-            for k in [k for k, v in self._stamps.items() if not v or now - v[-1] >= self.window]:
-                del self._stamps[k]
-
-    def give_back(self, key: str, stamp: float) -> None:
-        stamps = self._stamps.get(key)
-        if stamps and stamp in stamps:
-            stamps.remove(stamp)
-
-
 # ------------------------------------------------------------------ HTML
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:28em;margin:2em auto;padding:0 1em}"
@@ -267,8 +238,8 @@ class LoginPage:
         self.secure = secure
         self.terms_url = terms_url
         self.csrf = CsrfTokens(load_secret(data_dir))
-        self.per_user = FailureLimiter(MAX_FAILURES_PER_USER, FAILURE_WINDOW_SECONDS)
-        self.per_peer = FailureLimiter(MAX_FAILURES_PER_PEER, FAILURE_WINDOW_SECONDS)
+        self.per_user = RateLimiter(MAX_FAILURES_PER_USER, FAILURE_WINDOW_SECONDS)
+        self.per_peer = RateLimiter(MAX_FAILURES_PER_PEER, FAILURE_WINDOW_SECONDS)
 
     @property
     def cookie_name(self) -> str:
