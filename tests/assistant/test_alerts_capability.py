@@ -14,6 +14,7 @@ from opencic.assistant.capabilities import alerts
 from opencic.assistant.core import Assistant
 from opencic.assistant.turn import DeviceContext
 from opencic.assistant.understanding import IntentResult
+from opencic.protocol.alert_time import wire_time
 from opencic.protocol.messages import ContextObject, Event
 from opencic.protocol.schema import validate_directive_strict
 
@@ -156,7 +157,7 @@ def test_a_repeating_alarm_is_its_next_occurrence_and_keeps_its_days(
     response = alerts.set_alarm(intent("SetAlarm", **slots), event(), DEVICE, clock)
     (directive,) = response.directives
     validate_directive_strict(directive)
-    assert directive.payload["scheduledTime"] == alerts.wire_time(expected)  # B-AL-10: one
+    assert directive.payload["scheduledTime"] == wire_time(expected)  # B-AL-10: one
     (save,) = response.effects
     assert save.repeat_days == days and save.scheduled_at == expected.timestamp()
 

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from ..protocol.alert_time import parse_wire_time, wire_time
 from ..protocol.errors import BadRequest
 from ..protocol.messages import Directive, Event
 from ..state.base import Alert, Store
@@ -32,8 +33,6 @@ from .capabilities.alerts import (
     confirmation,
     failure,
     next_on_days,
-    parse_wire_time,
-    wire_time,
 )
 from .locales import locale_for
 from .locales.en import ALARM

@@ -28,9 +28,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.alert_time import parse_wire_time
 from ..protocol.messages import ContextObject
 
 if TYPE_CHECKING:
@@ -46,16 +46,9 @@ DIRECTIVES = ("Alerts.SetAlert", "Alerts.DeleteAlert", "Alerts.StopAlert",
 
 
 def _when(payload: dict[str, Any]) -> float | None:
-    value = payload.get("scheduledTime")
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:  # no zone: the device's local time
-        parsed = parsed.astimezone()
-    return parsed.timestamp()
+    # No zone: the device's local time.
+    parsed = parse_wire_time(payload.get("scheduledTime"), naive_zone=None)
+    return None if parsed is None else parsed.timestamp()
 
 
 class DeviceAlerts:

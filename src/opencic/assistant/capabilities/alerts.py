@@ -27,9 +27,10 @@ Decisions, from the contract:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from ...protocol.alert_time import parse_wire_time, wire_time
 from ...protocol.ids import new_id
 from ...protocol.messages import Directive, Event
 from ..locales import ENGLISH, Locale, locale_for
@@ -69,21 +70,6 @@ class MarkAlert:
 
     token: str
     status: str = "deleting"
-
-
-def wire_time(when: datetime) -> str:
-    """``YYYY-MM-DDThh:mm:ssZ`` in UTC (Alerts.SetAlert.scheduledTime as documented)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_wire_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def next_alarm_time(hour: int, minute: int, meridiem: str | None, now: datetime) -> datetime | None:
