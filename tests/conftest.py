@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import backend, pg
 from support.backend import BACKENDS
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 
 # The suite's own variables are not settings, and OpenCIC refuses unknown OPENCIC_*
 # names: servers, CLI runs and load_settings() in this process must not see them.
@@ -49,11 +49,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def cic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """One real server (granian, h2c) shared by the end-to-end tests of a session."""
-    handle = start_server(tmp_path_factory.mktemp("cic-server"))
-    try:
+    with serving(tmp_path_factory.mktemp("cic-server")) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +96,5 @@ def backend_server(request: pytest.FixtureRequest,
                            "OPENCIC_AUTH_TOKEN_MAX_REQUESTS": "100000"}
     if request.param == "postgresql":
         env["OPENCIC_DATABASE"] = pg.fresh_schema(request.getfixturevalue("postgres_dsn"))
-    handle = start_server(tmp_path_factory.mktemp(f"cic-{request.param}"), env=env)
-    try:
+    with serving(tmp_path_factory.mktemp(f"cic-{request.param}"), env=env) as handle:
         yield handle
-    finally:
-        stop_server(handle)

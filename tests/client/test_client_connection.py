@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from support.cic import CONTENT_TYPE, auth_headers, event_body, event_json, read_parts
 from support.faultproxy import WINDOW_UPDATE, FaultProxy, settings_of
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving, stop_server
 
 from opencic.client.connection import HTTP2Connection, HTTP2Stream
 from opencic.client.errors import ConnectionClosed, PingTimeout, StreamReset
@@ -229,11 +229,8 @@ def test_client_reset_ends_one_stream_and_keeps_the_connection(cic_server: Serve
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path / "server")
-    try:
+    with serving(tmp_path / "server") as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def test_server_shutdown_ends_open_streams_and_the_connection(own_server: ServerHandle) -> None:

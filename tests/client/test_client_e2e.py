@@ -17,7 +17,7 @@ from typing import Any
 
 import miniaudio
 import pytest
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 
 from opencic.client import Backoff, CICClient, QueuedDirective
 
@@ -31,11 +31,8 @@ def server(cic_server: ServerHandle) -> ServerHandle:
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("cic-tls"), tls=True)
-    try:
+    with serving(tmp_path_factory.mktemp("cic-tls"), tls=True) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def run(coro: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from support.cic import auth_headers
 from support.faultproxy import FaultProxy, Link, WireRequest
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving, start_server, stop_server
 
 from opencic.client import (
     AuthenticationFailed,
@@ -56,11 +56,8 @@ CLEAR_INDICATOR = {"namespace": "Notifier", "name": "ClearIndicator", "payload":
 
 @pytest.fixture(scope="module")
 def busy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("cic-busy"), env=BUSY_ENV)
-    try:
+    with serving(tmp_path_factory.mktemp("cic-busy"), env=BUSY_ENV) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def run(coro: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from support.cic import auth_headers, open_downchannel
 from support.rawh2 import RawH2, Response
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 
 from opencic.client.auth import AuthAPIError, TokenManager, TokenSet, request_code
 from opencic.client.sdk import CICClient
@@ -318,12 +318,9 @@ def test_form_body_and_guest_code(backend_server: ServerHandle) -> None:
 
 @pytest.fixture(scope="module")
 def terms_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    handle = start_server(tmp_path_factory.mktemp("auth-terms"), env={
-        "OPENCIC_AUTH_REQUIRE_TERMS": "true", "OPENCIC_AUTH_GUEST_MODE": "false"})
-    try:
+    with serving(tmp_path_factory.mktemp("auth-terms"), env={
+        "OPENCIC_AUTH_REQUIRE_TERMS": "true", "OPENCIC_AUTH_GUEST_MODE": "false"}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def test_terms_flow_451(terms_server: ServerHandle) -> None:

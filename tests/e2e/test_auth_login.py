@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from support.cic import open_downchannel
 from support.rawh2 import RawH2, Response
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 
 from opencic.state.base import Store
 
@@ -339,12 +339,9 @@ def test_reflected_values_are_escaped(backend_server: ServerHandle) -> None:
 @pytest.fixture(scope="module")
 def terms_login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """Its own server: the per-address limit would otherwise block the other tests."""
-    handle = start_server(tmp_path_factory.mktemp("auth-login"),
-                          env={"OPENCIC_AUTH_REQUIRE_TERMS": "true"})
-    try:
+    with serving(tmp_path_factory.mktemp("auth-login"),
+                          env={"OPENCIC_AUTH_REQUIRE_TERMS": "true"}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def test_terms_link_then_rate_limit_per_address(terms_login_server: ServerHandle) -> None:

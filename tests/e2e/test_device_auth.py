@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from support.cic import auth_headers
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 from test_auth_login import MODEL, PREFIX, Account, code_of, device, sign_in
 
 from opencic.client.auth import AuthAPIError, TokenManager, request_code
@@ -43,12 +43,9 @@ def run(coro: Any) -> Any:
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """Access tokens of SHORT_TTL seconds, so they expire during a test."""
-    handle = start_server(tmp_path_factory.mktemp("short-ttl"), env={
-        "OPENCIC_TOKEN_TTL_SECONDS": str(SHORT_TTL), "OPENCIC_TOKEN_CACHE_SECONDS": "1"})
-    try:
+    with serving(tmp_path_factory.mktemp("short-ttl"), env={
+        "OPENCIC_TOKEN_TTL_SECONDS": str(SHORT_TTL), "OPENCIC_TOKEN_CACHE_SECONDS": "1"}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def quiet_event() -> Event:

@@ -31,7 +31,7 @@ from support.cic import (
     read_parts,
 )
 from support.rawh2 import RawH2
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 from support.voice import spoken_korean
 
 from opencic.speech.audio import CAPTURE_FORMAT, CHUNK_BYTES, iter_chunks, silence
@@ -49,12 +49,9 @@ def _is_hangul(text: str) -> bool:
 @pytest.fixture(scope="module")
 def korean_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     # Preloading on, as a real server runs: the Korean model loads right after start-up.
-    handle = start_server(tmp_path_factory.mktemp("korean-server"),
-                          env={"OPENCIC_ASR_PRELOAD": "true"})
-    try:
+    with serving(tmp_path_factory.mktemp("korean-server"),
+                          env={"OPENCIC_ASR_PRELOAD": "true"}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 async def _post(server: ServerHandle, doc: dict[str, Any], *audio: bytes,

@@ -34,7 +34,7 @@ from support.cic import (
     with_device,
 )
 from support.rawh2 import RawH2, Response
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 
 from opencic.state.base import Store
 
@@ -314,16 +314,13 @@ PROXY = "127.0.0.9"  # the limited server's trusted reverse proxy (a loopback ad
 @pytest.fixture(scope="module")
 def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """Small auth rate limits, and a header bound raised above the default."""
-    handle = start_server(tmp_path_factory.mktemp("limited"), env={
+    with serving(tmp_path_factory.mktemp("limited"), env={
         "OPENCIC_AUTH_TOKEN_MAX_REQUESTS": str(RATE_LIMIT),
         "OPENCIC_AUTH_TOKEN_WINDOW_SECONDS": "60",
         "OPENCIC_MAX_HEADER_BYTES": str(128 * 1024),
         "OPENCIC_TRUSTED_PROXIES": PROXY,
-    })
-    try:
+    }) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 async def token_call(server: ServerHandle, local_host: str, client_id: str,

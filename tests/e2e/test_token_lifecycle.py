@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.cic import auth_headers, exception_of
 from support.rawh2 import RawH2
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 
 from opencic.state.base import Store
 
@@ -22,12 +22,9 @@ SWEEP = 0.3
 
 @pytest.fixture(scope="module")
 def sweeping_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("sweep"),
-                          env={"OPENCIC_TOKEN_SWEEP_SECONDS": str(SWEEP)})
-    try:
+    with serving(tmp_path_factory.mktemp("sweep"),
+                          env={"OPENCIC_TOKEN_SWEEP_SECONDS": str(SWEEP)}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 async def _open(server: ServerHandle, token: str) -> tuple[RawH2, int]:

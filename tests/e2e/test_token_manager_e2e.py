@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from support.cic import auth_headers
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 from test_auth_login import MODEL, PREFIX, Account, device
 
 from opencic.client.auth import AuthAPIError, TokenManager, request_code
@@ -28,13 +28,10 @@ SHORT_TTL = 2  # seconds an access token lives on the short-lived server
 
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("short-tokens"), env={
+    with serving(tmp_path_factory.mktemp("short-tokens"), env={
         "OPENCIC_TOKEN_TTL_SECONDS": str(SHORT_TTL), "OPENCIC_TOKEN_CACHE_SECONDS": "0",
-        "OPENCIC_AUTH_TOKEN_MAX_REQUESTS": "1000"})
-    try:
+        "OPENCIC_AUTH_TOKEN_MAX_REQUESTS": "1000"}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 class Device:

@@ -24,25 +24,19 @@ from support.cic import (
     read_parts,
 )
 from support.rawh2 import RawH2
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("tls"), tls=True)
-    try:
+    with serving(tmp_path_factory.mktemp("tls"), tls=True) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 @pytest.fixture(scope="module")
 def hypercorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("hypercorn"), server="hypercorn")
-    try:
+    with serving(tmp_path_factory.mktemp("hypercorn"), server="hypercorn") as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 async def _downchannel(client: RawH2, token: str) -> int:

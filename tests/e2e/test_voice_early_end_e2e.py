@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support.cic import with_device
 from support.rawh2 import RawH2
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 from support.voice import utterance
 from support.voice_wire import VoiceResult, names, run, stream_voice, voice_log_lines
 
@@ -24,12 +24,9 @@ RULE_MS = 2000
 
 @pytest.fixture(scope="module")
 def slow_rule_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path_factory.mktemp("early-end"),
-                          env={"OPENCIC_VAD_SILENCE_MS": str(RULE_MS)})
-    try:
+    with serving(tmp_path_factory.mktemp("early-end"),
+                          env={"OPENCIC_VAD_SILENCE_MS": str(RULE_MS)}) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 @pytest.mark.parametrize(("text", "early"), [

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support.cic import with_device
 from support.rawh2 import RawH2
-from support.server import ServerHandle, start_server, stop_server
+from support.server import ServerHandle, serving
 from support.voice import utterance
 from support.voice_wire import VoiceResult, run, stream_voice, voice_log_lines
 
@@ -42,14 +42,11 @@ def interim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerH
     A 2 s silence rule: a partial only starts when it can finish before the rule could
     fire, and on a shared test machine a decode may take over a second instead of
     ~0.3 s; with the default 0.6 s rule the server would then (rightly) send none."""
-    handle = start_server(tmp_path_factory.mktemp("interim-server"), env={
+    with serving(tmp_path_factory.mktemp("interim-server"), env={
         "OPENCIC_PARTIAL_RESULTS": "true", "OPENCIC_KEEP_RECORDING_SECONDS": "2",
         "OPENCIC_VAD_SILENCE_MS": str(SILENCE_MS),
-    })
-    try:
+    }) as handle:
         yield handle
-    finally:
-        stop_server(handle)
 
 
 def request(server: ServerHandle, pcm: bytes, interval: float) -> tuple[str, VoiceResult]:

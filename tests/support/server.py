@@ -15,11 +15,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from support import backend
 from support.rawh2 import RawH2
@@ -161,6 +161,17 @@ def _ping(handle: ServerHandle) -> bool:
         return asyncio.run(go())
     except (TimeoutError, OSError, ConnectionError):
         return False
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, **options: Any) -> Iterator[ServerHandle]:
+    """:func:`start_server` for a ``with`` block (a fixture yields inside it); the
+    server is stopped however the block ends."""
+    handle = start_server(data_dir, **options)
+    try:
+        yield handle
+    finally:
+        stop_server(handle)
 
 
 def stop_server(handle: ServerHandle) -> None:
