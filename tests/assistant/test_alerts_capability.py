@@ -17,6 +17,7 @@ from opencic.assistant.understanding import IntentResult
 from opencic.protocol.alert_time import wire_time
 from opencic.protocol.messages import ContextObject, Event
 from opencic.protocol.schema import validate_directive_strict
+from opencic.speech import SpeechSynthesizer
 
 ZONE = timezone(timedelta(hours=1))
 NOW = datetime(2026, 11, 23, 20, 15, 0, tzinfo=ZONE)  # 19:15 UTC
@@ -122,14 +123,10 @@ def test_confirmation_templates_pass_strict_validation() -> None:  # B-AL-03
     validate_directive_strict(template)
 
 
-class _NoSpeech:
-    async def speak_mp3(self, text: str) -> bytes:
-        return b""
-
-
 @pytest.mark.parametrize("name", sorted(capabilities.ACCOUNT_INTENTS))
-def test_guest_gets_expect_login_for_account_features(name: str) -> None:
-    assistant = Assistant(_NoSpeech(), clock=clock)
+def test_guest_gets_expect_login_for_account_features(
+        name: str, synthesizer: SpeechSynthesizer) -> None:
+    assistant = Assistant(synthesizer, clock=clock)
     guest = DeviceContext("guest-1", guest=True)
     response = assistant.respond(intent(name, hour=7, duration=5, unit="minute"), event(), guest)
     assert [d.qualified_name for d in response.directives] == ["Clova.ExpectLogin"]
