@@ -217,15 +217,9 @@ class Assistant:
         intent = self.understand(text, pending, lang)
         ask = self.questions.get(intent.name)
         question = ask(intent, event) if ask is not None else None
-        speech: str | None
-        if question is not None:
-            speech = question.speech
-        elif device.guest and intent.name in ACCOUNT_INTENTS:
-            speech = SIGN_IN_FIRST
-        else:
-            capability = self.capabilities.get(intent.name) or self.capabilities[FALLBACK]
-            # Capabilities are pure (effects are returned, applied by finish()).
-            speech = capability(intent, event, device, self.clock).speech
+        # Capabilities are pure: their effects are returned, applied only by finish().
+        speech = (question.speech if question is not None
+                  else self.respond(intent, event, device).speech)
         complete = intent.name != FALLBACK and question is None
         locale = locale_for(self.reply_language(event, device))
         voice = self.voices.get(locale.lang)
